@@ -1,0 +1,156 @@
+"""The spine: tasks -> graph -> decisions -> plan -> execute -> record, and its result."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .decide import Context
+from .errors import EXIT_FAILED, EXIT_OK
+from .executor import Executor, TaskResult
+from .fingerprint import CodeHasher, Fingerprinter
+from .graph import build_graph
+from .manifest import Manifest, Record
+from .plan import Plan, make_plan
+from .report import Reporter
+from .task import Task
+
+FLOW_DIR = ".flow"
+
+
+@dataclass
+class BuildResult:
+    """The outcome of ``flow.build``: the plan, each task's result, and the exit status.
+
+    It is truthy when everything requested is up to date or was built (Luigi's ``build()``).
+    """
+
+    plan: Plan | None
+    results: dict[str, TaskResult] = field(default_factory=dict)
+    exit_status: int = EXIT_OK
+
+    def __bool__(self) -> bool:
+        return self.exit_status == EXIT_OK
+
+    def _with(self, status: str) -> list[str]:
+        return [tid for tid, r in self.results.items() if r.status == status]
+
+    @property
+    def ran(self) -> list[str]:
+        return self._with("ran")
+
+    @property
+    def failed(self) -> list[str]:
+        return self._with("failed")
+
+    @property
+    def skipped(self) -> list[str]:
+        return self._with("skipped")
+
+    @property
+    def up_to_date(self) -> list[str]:
+        return self._with("up-to-date")
+
+    @property
+    def scheduling_succeeded(self) -> bool:  # Luigi's LuigiRunResult attribute
+        return bool(self)
+
+
+def build(
+    tasks: Task | list[Task],
+    jobs: int = 1,
+    dry_run: bool = False,
+    force: bool = False,
+    keep_going: bool = False,
+    check: bool = False,
+    touch: bool = False,
+    explain: bool = False,
+    reporter: Reporter | None = None,
+    **luigi_options: Any,
+) -> BuildResult:
+    """Bring ``tasks`` up to date, running what is stale; the library entry point of the CLI.
+
+    Args:
+        tasks: a task or a list of tasks to build.
+        jobs: how many tasks may run at once (``workers=`` is accepted as in Luigi).
+        dry_run: plan and report only; nothing on disk changes.
+        force: rebuild the tasks and everything upstream that flow can run.
+        keep_going: after a failure, go on with the tasks that do not depend on it.
+        check: like ``dry_run``, but the exit status is 1 when anything would run.
+        touch: record the current outputs as up to date without running anything.
+        explain: with ``dry_run``, give every reason and why up-to-date tasks are up to date.
+        reporter: where output goes; a quiet one by default.
+
+    Returns:
+        A BuildResult; a task failure is in it, never raised.
+    """
+    started = time.perf_counter()
+    roots = [tasks] if isinstance(tasks, Task) else list(tasks)
+    if reporter is None:
+        reporter = Reporter(quiet=True)
+    jobs = int(luigi_options.pop("workers", jobs) or 1)
+    graph = build_graph(roots)
+    readonly = dry_run or check
+    manifest = Manifest(FLOW_DIR, readonly=readonly)
+    try:
+        for message in manifest.warnings:
+            reporter.warning(message)
+        warned = len(manifest.warnings)
+        forced = (
+            {t for t in graph.tasks if getattr(graph.tasks[t], "run", None) is not None}
+            if force
+            else set()
+        )
+        ctx = Context(
+            graph, manifest, Fingerprinter(manifest.get_stat), CodeHasher(os.getcwd()), forced
+        )
+        plan = make_plan(graph, ctx)
+        if readonly:
+            reporter.plan(plan, explain=explain)
+            status = EXIT_FAILED if plan.missing or (check and plan.to_run) else EXIT_OK
+            return BuildResult(plan, exit_status=status)
+        if touch:
+            return _touch(plan, ctx, reporter)
+        if plan.missing and not keep_going:
+            reporter.missing(plan.missing)
+            return BuildResult(plan, exit_status=EXIT_FAILED)
+        executor = Executor(plan, ctx, reporter, keep_going=keep_going)
+        results = executor.execute()
+        manifest.save(stats=ctx.fingerprints.updates)
+        for message in manifest.warnings[warned:]:
+            reporter.warning(message)
+        reporter.summary(results, time.perf_counter() - started, plan.missing)
+        bad = any(r.status in ("failed", "skipped", "missing-external") for r in results.values())
+        return BuildResult(plan, results, EXIT_FAILED if bad else EXIT_OK)
+    finally:
+        manifest.close()
+
+
+def _touch(plan: Plan, ctx: Context, reporter: Reporter) -> BuildResult:
+    """make's -t: record every task whose outputs exist as built from the current inputs."""
+    records, missing = [], []
+    for tid in plan.graph.order:
+        d = plan.decisions[tid]
+        task = plan.graph.tasks[tid]
+        if d.kind != "task" or not plan.graph.outputs[tid]:
+            continue
+        outs = plan.graph.outputs[tid]
+        if not all(o.exists() for o in outs):
+            missing.append(tid)
+            continue
+        for out in outs:
+            key = getattr(out, "key", None)
+            if key is not None:
+                ctx.fingerprints.forget(key)
+                fp = ctx.fingerprints.target(out)
+                records.append(Record(key, tid, task.task_family, d.params, d.code, d.inputs, fp))
+    ctx.manifest.save(records, ctx.fingerprints.updates)
+    touched = len({r.task_id for r in records})
+    for tid in missing:
+        reporter.warning(f"cannot mark {tid} up to date: an output is missing; run it instead")
+    reporter.text(
+        f"flow: marked {touched} task{'s' if touched != 1 else ''} up to date without running"
+    )
+    return BuildResult(plan, exit_status=EXIT_FAILED if missing else EXIT_OK)

@@ -1,0 +1,186 @@
+"""The `flow` command: click options -> one build() call -> exit status."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from types import ModuleType
+from typing import Any, NoReturn
+
+import click
+
+from . import __version__
+from .errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, FlowError
+
+GRAPH_FORMATS = ("dot", "mermaid", "json")
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: stop like Ctrl-C, with exit status 143."""
+
+
+@click.command(
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_interspersed_args": True,
+        "help_option_names": ["-h", "--help"],
+    },
+)
+@click.argument(
+    "tokens", nargs=-1, type=click.UNPROCESSED, metavar="[TASK [PARAM=VALUE | --PARAM VALUE]...]..."
+)
+@click.option("-f", "--flowfile", metavar="FILE", help="Use FILE as the Flowfile.")
+@click.option("-C", "--directory", metavar="DIR", help="Change to DIR before doing anything.")
+@click.option("-n", "--dry-run", is_flag=True, help="Print what would run and why; change nothing.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="With the plan, give every reason, and why up-to-date tasks are.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Run up to N tasks at once (0: one per CPU).",
+)
+@click.option(
+    "-k",
+    "--keep-going",
+    is_flag=True,
+    help="After a failure, keep running what does not depend on it.",
+)
+@click.option(
+    "-B", "--force", is_flag=True, help="Rebuild the tasks and everything upstream of them."
+)
+@click.option(
+    "-l",
+    "--list",
+    "list_",
+    is_flag=True,
+    help="List the tasks of the Flowfile with their parameters.",
+)
+@click.option(
+    "--graph",
+    metavar="[dot|mermaid|json]",
+    is_flag=False,
+    flag_value="dot",
+    default=None,
+    help="Print the task graph with each task's status.",
+)
+@click.option("--json", "json_mode", is_flag=True, help="Machine-readable plan, list and summary.")
+@click.option("--check", is_flag=True, help="Exit 1 if anything would run, 0 if all is up to date.")
+@click.option(
+    "-t", "--touch", is_flag=True, help="Record the current outputs as up to date without running."
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and failures.")
+@click.option("-v", "--verbose", is_flag=True, help="Print each task as it starts.")
+@click.option(
+    "--module", metavar="NAME", help="Import the tasks from module NAME (Luigi's --module)."
+)
+@click.option("--workers", type=click.IntRange(min=0), default=None, hidden=True)
+@click.option("--local-scheduler", is_flag=True, hidden=True)
+@click.version_option(__version__, "--version", prog_name="flow", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, tokens: tuple[str, ...], **opts: Any) -> None:
+    """Build TASK (and what it needs), running only what is stale.
+
+    Parameters follow their task as n=20, --n 20 or --n=20; Task.param=value sets a parameter
+    of an upstream class. With no TASK, the Flowfile's `default` (or its first task) is built.
+    """
+    ctx.exit(invoke(list(tokens), opts, ctx.obj or {}))
+
+
+def invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any]) -> int:
+    """Run one command line; FlowErrors become a message and their exit status."""
+    from .report import Reporter
+
+    reporter = Reporter(quiet=opts["quiet"], verbose=opts["verbose"], json_mode=opts["json_mode"])
+    try:
+        return _invoke(tokens, opts, obj, reporter)
+    except FlowError as exc:
+        reporter.error(str(exc))
+        return exc.exit_status
+    except KeyboardInterrupt:
+        reporter.error("interrupted")
+        return EXIT_SIGINT
+    except Terminated:
+        reporter.error("terminated")
+        return EXIT_SIGTERM
+
+
+def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> int:
+    from .args import parse_tokens
+    from .build import build
+    from .flowfile import find_flowfile, from_module, load_flowfile, load_module
+    from .report import render_graph, render_list
+
+    if opts["directory"]:
+        try:
+            os.chdir(opts["directory"])
+        except OSError as exc:
+            raise FlowError(
+                f"cannot change to directory {opts['directory']}: {exc.strerror}"
+            ) from None
+    graph_fmt = opts["graph"]
+    if graph_fmt is not None and graph_fmt not in GRAPH_FORMATS:
+        tokens.insert(0, graph_fmt)  # `--graph Task`: the word was a task, not a format
+        graph_fmt = "dot"
+    if obj.get("module") is not None:
+        flowfile = from_module(obj["module"])
+        os.chdir(flowfile.root)
+    elif opts["module"]:
+        flowfile = load_module(opts["module"])
+    else:
+        flowfile = load_flowfile(opts["flowfile"] or find_flowfile(os.getcwd()))
+    if opts["list_"]:
+        reporter.text(render_list(flowfile, tokens, json_mode=opts["json_mode"]))
+        return 0
+    roots = parse_tokens(tokens, flowfile)
+    jobs = opts["workers"] if opts["workers"] is not None else opts["jobs"]
+    if jobs == 0:
+        jobs = os.cpu_count() or 1
+    if graph_fmt is not None:
+        result = build(roots, dry_run=True, reporter=_Silent())
+        reporter.text(render_graph(result.plan, graph_fmt))
+        return 0
+    result = build(
+        roots,
+        jobs=jobs,
+        dry_run=opts["dry_run"],
+        force=opts["force"],
+        keep_going=opts["keep_going"],
+        check=opts["check"],
+        touch=opts["touch"],
+        explain=opts["explain"],
+        reporter=reporter,
+    )
+    reporter.finish(exit_status=result.exit_status)
+    return result.exit_status
+
+
+class _Silent:
+    """A reporter that drops everything (the graph view prints only the graph)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *a, **k: None
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def main(argv: list[str] | None = None, module: ModuleType | None = None) -> NoReturn:
+    """Console-script entry point (and ``flow.run``): exits with the SPEC's status."""
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        cli.main(args=argv, prog_name="flow", obj={"module": module}, standalone_mode=True)
+    except BrokenPipeError:
+        # `flow ... | head -1`: the reader left; say nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+    sys.exit(EXIT_USAGE)  # pragma: no cover - cli.main always exits in standalone mode

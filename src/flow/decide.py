@@ -1,0 +1,198 @@
+"""Decide whether a task is stale, and say why (SPEC §3's rule chain, as data)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .fingerprint import CodeHasher, Fingerprinter
+from .graph import TaskGraph
+from .manifest import Manifest, Record
+from .target import LocalTarget
+from .task import ExternalTask, Task, WrapperTask
+
+# The stable reason keywords, in the order a plan picks the first of.
+KINDS = (
+    "forced",
+    "phony",
+    "missing-output",
+    "no-record",
+    "params-changed",
+    "code-changed",
+    "input-changed",
+    "output-modified",
+    "upstream",
+)
+_RANK = {k: i for i, k in enumerate(KINDS)}
+
+# Reasons that do not make a task run by themselves: a hand-edited output is kept (as make and
+# redo do), and "upstream" is only a dry-run's forecast.
+PASSIVE = frozenset({"output-modified"})
+
+_BUILTIN_COMPLETE = {Task.complete, WrapperTask.complete, ExternalTask.complete}
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One reason a task would run: a stable keyword and a human detail."""
+
+    kind: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}" if self.detail else self.kind
+
+
+@dataclass(slots=True)
+class Decision:
+    """The verdict on one task, with everything needed to record it after a run."""
+
+    task_id: str
+    reasons: list[Reason] = field(default_factory=list)
+    kind: str = "task"  # task | external | wrapper
+    adopt: bool = False  # outputs exist without a record and nothing is newer: record them as built
+    missing_external: list[str] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+    code: str = ""
+    inputs: dict[str, str | None] = field(default_factory=dict)
+    modified: list[str] = field(default_factory=list)  # outputs edited since flow wrote them
+
+    @property
+    def stale(self) -> bool:
+        return any(r.kind not in PASSIVE for r in self.reasons)
+
+    @property
+    def reason(self) -> Reason | None:
+        """The first reason in SPEC order: the one a plan shows."""
+        return self.reasons[0] if self.reasons else None
+
+
+@dataclass
+class Context:
+    """What deciding needs beyond the task: the graph, the store, and this run's hashers."""
+
+    graph: TaskGraph
+    manifest: Manifest
+    fingerprints: Fingerprinter
+    code: CodeHasher
+    forced: set[str] = field(default_factory=set)
+
+
+def decide(task: Task, ctx: Context) -> Decision:
+    """Check one task against its records; all reasons are collected, in SPEC order."""
+    tid = task.task_id
+    d = Decision(tid)
+    outputs = ctx.graph.outputs[tid]
+    if isinstance(task, ExternalTask) or getattr(task, "run", None) is None:
+        d.kind = "external"
+        d.missing_external = [_name(o) for o in outputs if not o.exists()]
+        return d
+    if isinstance(task, WrapperTask) and not outputs:
+        d.kind = "wrapper"
+        return d
+    add = d.reasons.append
+    if tid in ctx.forced:
+        add(Reason("forced", "-B/--force"))
+    if type(task).complete not in _BUILTIN_COMPLETE:
+        # A user's complete() is the authority on existence (Luigi's contract).
+        if not task.complete():
+            add(Reason("missing-output", "complete() returned False"))
+        return d
+    if not outputs:
+        add(Reason("phony", "no outputs: runs every time"))
+        return d
+
+    d.params = task.to_str_params()
+    d.code = ctx.code(type(task))
+    d.inputs = _input_fingerprints(tid, ctx)
+    missing = [_name(o) for o in outputs if not o.exists()]
+    if missing:
+        add(Reason("missing-output", ", ".join(missing)))
+        return _sorted(d)
+
+    keyed = [o for o in outputs if getattr(o, "key", None) is not None]
+    records = {o.key: ctx.manifest.get(o.key) for o in keyed}
+    unrecorded = [o for o in keyed if records[o.key] is None]
+    if unrecorded:
+        newer = _newer_input(tid, unrecorded, ctx)
+        if newer:
+            add(Reason("no-record", newer))
+        elif len(unrecorded) == len(keyed):
+            d.adopt = True
+    changed: dict[str, list[str]] = {}
+    for out in keyed:
+        rec = records[out.key]
+        if rec is not None:
+            _compare(rec, out, d, ctx, changed)
+    for kind, details in changed.items():
+        add(Reason(kind, "; ".join(dict.fromkeys(details))))
+    return _sorted(d)
+
+
+def _compare(
+    rec: Record, out: Any, d: Decision, ctx: Context, changed: dict[str, list[str]]
+) -> None:
+    if rec.params != d.params:
+        changed.setdefault("params-changed", []).append(_params_delta(rec.params, d.params))
+    if rec.code != d.code:
+        detail = (
+            f"code of {rec.family} changed"
+            if rec.family == type(ctx.graph.tasks[d.task_id]).task_family
+            else f"{out.key} was produced by {rec.family}"
+        )  # type: ignore[attr-defined]
+        changed.setdefault("code-changed", []).append(detail)
+    if rec.inputs != d.inputs:
+        keys = sorted(set(rec.inputs) | set(d.inputs))
+        diff = [k for k in keys if rec.inputs.get(k, "∅") != d.inputs.get(k, "∅")]
+        changed.setdefault("input-changed", []).extend(diff)
+    if rec.hash is not None:
+        current = ctx.fingerprints.target(out)
+        if current != rec.hash:
+            changed.setdefault("output-modified", []).append(out.key)
+            d.modified.append(out.key)
+
+
+def _sorted(d: Decision) -> Decision:
+    d.reasons.sort(key=lambda r: _RANK[r.kind])
+    return d
+
+
+def _name(target: Any) -> str:
+    return str(getattr(target, "key", None) or getattr(target, "path", None) or target)
+
+
+def _input_fingerprints(tid: str, ctx: Context) -> dict[str, str | None]:
+    """Fingerprints of every output of the task's direct requirements, by key."""
+    fps: dict[str, str | None] = {}
+    for up in ctx.graph.deps[tid]:
+        for out in ctx.graph.outputs[up]:
+            key = getattr(out, "key", None)
+            if key is not None:
+                fps[key] = ctx.fingerprints.target(out)
+    return fps
+
+
+def _newer_input(tid: str, unrecorded: list[Any], ctx: Context) -> str:
+    """make's rule for outputs flow has no record of: is any input file newer than the oldest?"""
+    mtimes = [ctx.fingerprints.mtime_ns(o.path) for o in unrecorded if isinstance(o, LocalTarget)]
+    known = [m for m in mtimes if m is not None]
+    if not known:
+        return ""
+    oldest = min(known)
+    for up in ctx.graph.deps[tid]:
+        for out in ctx.graph.outputs[up]:
+            if isinstance(out, LocalTarget) and not os.path.isdir(out.path):
+                m = ctx.fingerprints.mtime_ns(out.path)
+                if m is not None and m > oldest:
+                    return f"{out.key} is newer than {unrecorded[0].key}"
+    return ""
+
+
+def _params_delta(old: dict[str, str], new: dict[str, str]) -> str:
+    parts = []
+    for name in sorted(set(old) | set(new), key=lambda n: (n not in new, n)):
+        a, b = old.get(name), new.get(name)
+        if a != b:
+            parts.append(f"{name} {'∅' if a is None else a} → {'∅' if b is None else b}")
+    return ", ".join(parts)

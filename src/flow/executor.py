@@ -1,0 +1,225 @@
+"""Run a plan: a ready-queue loop in dependency order that re-decides each task just before it runs.
+
+Re-deciding (rather than trusting the plan) gives early cutoff: a task whose upstream reran but
+produced byte-identical outputs finds its input fingerprints unchanged and does not run.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import inspect
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .decide import Context, Decision, decide
+from .errors import FlowError, TaskFailure
+from .flowfile import user_traceback
+from .graph import build_graph
+from .manifest import Record
+from .plan import Plan, make_plan
+from .task import DynamicRequirements, Task, flatten, map_structure
+
+
+@dataclass
+class TaskResult:
+    """What happened to one task in a run."""
+
+    task_id: str
+    status: str  # ran | up-to-date | failed | skipped | missing-external | external
+    decision: Decision | None = None
+    duration: float = 0.0
+    error: str = ""
+
+
+class Events(Protocol):
+    """What the executor tells the reporter; the reporter alone prints."""
+
+    def task_started(self, tid: str, k: int, n: int) -> None: ...
+    def task_finished(self, result: TaskResult, k: int, n: int) -> None: ...
+    def warning(self, message: str) -> None: ...
+
+
+@dataclass
+class Executor:
+    """Runs a plan's stale tasks, one at a time, in the main process (``-j 1``)."""
+
+    plan: Plan
+    ctx: Context
+    events: Events
+    keep_going: bool = False
+    results: dict[str, TaskResult] = field(default_factory=dict)
+    _counter: int = 0
+
+    def execute(self) -> dict[str, TaskResult]:
+        graph = self.plan.graph
+        down = graph.dependents()
+        skip: dict[str, str] = {}  # task id -> why it will not run
+        stop = False
+        sorter = graphlib.TopologicalSorter(graph.deps)
+        sorter.prepare()
+        while sorter.is_active():
+            for tid in sorter.get_ready():
+                if tid in skip or stop:
+                    why = skip.get(
+                        tid, "not started: an earlier task failed (use -k to keep going)"
+                    )
+                    self.results[tid] = TaskResult(tid, "skipped", error=why)
+                    result = self.results[tid]
+                else:
+                    result = self._one(tid)
+                if result.status in ("failed", "skipped", "missing-external"):
+                    for child in down[tid]:
+                        skip.setdefault(child, f"upstream {tid} {result.status.replace('-', ' ')}")
+                    if result.status == "failed" and not self.keep_going:
+                        stop = True
+                sorter.done(tid)
+        return self.results
+
+    def _one(self, tid: str) -> TaskResult:
+        task = self.plan.graph.tasks[tid]
+        d = decide(task, self.ctx)
+        if d.kind == "external":
+            status = "missing-external" if d.missing_external else "external"
+            return self._set(TaskResult(tid, status, d, error=", ".join(d.missing_external)))
+        for key in d.modified:
+            if not d.stale:
+                self.events.warning(
+                    f"{key} was modified by hand since {tid} wrote it; keeping your copy "
+                    f"(run with -B to rebuild it, or -t to accept it)"
+                )
+        if not d.stale:
+            if d.adopt:
+                self._record(task, d)
+            return self._set(TaskResult(tid, "up-to-date", d))
+        for key in d.modified:
+            saved = self.ctx.manifest.backup(key)
+            self.events.warning(
+                f"{key} was modified by hand; saved your copy as {saved} before rebuilding"
+            )
+        return self._set(self._run(task, d))
+
+    def _set(self, result: TaskResult) -> TaskResult:
+        self.results[result.task_id] = result
+        return result
+
+    def _run(self, task: Task, d: Decision) -> TaskResult:
+        tid = task.task_id
+        self._counter += 1
+        k, n = self._counter, max(len(self.plan.to_run), self._counter)
+        self.events.task_started(tid, k, n)
+        outputs = self.plan.graph.outputs[tid]
+        before = {o.path: _stat(o.path) for o in outputs if hasattr(o, "path")}
+        start = time.perf_counter()
+        try:
+            self._call_run(task)
+            missing = [getattr(o, "path", repr(o)) for o in outputs if not o.exists()]
+            if missing:
+                raise TaskFailure(
+                    f"{tid}.run() finished without creating its output {', '.join(missing)}; "
+                    "write it (e.g. with self.output().open('w')), or fix output()"
+                )
+        except BaseException as exc:
+            _remove_written(outputs, before)
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt, SystemExit: the caller stops the run
+            result = TaskResult(tid, "failed", d, time.perf_counter() - start, _failure_text(exc))
+            self.events.task_finished(result, k, n)
+            _call_hook(task.on_failure, exc)
+            return result
+        result = TaskResult(tid, "ran", d, time.perf_counter() - start)
+        for o in outputs:
+            key = getattr(o, "key", None)
+            if key is not None:
+                self.ctx.fingerprints.forget(key)
+        self._record(task, d)
+        self.events.task_finished(result, k, n)
+        _call_hook(task.on_success)
+        return result
+
+    def _call_run(self, task: Task) -> None:
+        """Call run(); a generator's yielded tasks are built first, then sent their outputs."""
+        ret = task.run()  # type: ignore[func-returns-value]
+        if not inspect.isgenerator(ret):
+            return
+        value: Any = None
+        while True:
+            try:
+                yielded = ret.send(value)
+            except StopIteration:
+                return
+            reqs = (
+                yielded.flat_requirements
+                if isinstance(yielded, DynamicRequirements)
+                else flatten(yielded)
+            )
+            self._build_dynamic(task, reqs)
+            value = map_structure(lambda t: t.output(), getattr(yielded, "requirements", yielded))
+
+    def _build_dynamic(self, parent: Task, reqs: list[Task]) -> None:
+        graph = build_graph(reqs)
+        sub_ctx = Context(graph, self.ctx.manifest, self.ctx.fingerprints, self.ctx.code)
+        sub = Executor(make_plan(graph, sub_ctx), sub_ctx, self.events, self.keep_going)
+        sub._counter = self._counter
+        results = sub.execute()
+        self._counter = sub._counter
+        for tid, r in results.items():
+            self.results.setdefault(tid, r)
+        bad = [
+            tid
+            for tid, r in results.items()
+            if r.status in ("failed", "missing-external", "skipped")
+        ]
+        if bad:
+            raise TaskFailure(
+                f"dynamic dependencies of {parent.task_id} did not complete: {', '.join(bad)}"
+            )
+
+    def _record(self, task: Task, d: Decision) -> None:
+        records = []
+        for out in self.plan.graph.outputs[task.task_id]:
+            key = getattr(out, "key", None)
+            if key is None:
+                continue
+            fp = self.ctx.fingerprints.target(out)
+            records.append(
+                Record(key, task.task_id, task.task_family, d.params, d.code, d.inputs, fp)
+            )
+        self.ctx.manifest.save(records, self.ctx.fingerprints.updates)
+        self.ctx.fingerprints.updates = {}
+
+
+def _stat(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _remove_written(outputs: list[Any], before: dict[str, Any]) -> None:
+    """A failed task must not leave outputs it wrote directly: remove those that changed."""
+    for o in outputs:
+        path = getattr(o, "path", None)
+        if path is None or not hasattr(o, "remove"):
+            continue
+        now = _stat(path)
+        if now is not None and now != before.get(path):
+            try:
+                o.remove()
+            except OSError:
+                pass
+
+
+def _failure_text(exc: BaseException) -> str:
+    if isinstance(exc, (TaskFailure, FlowError)):
+        return str(exc)
+    return user_traceback(exc)
+
+
+def _call_hook(hook: Any, *args: Any) -> None:
+    try:
+        hook(*args)
+    except Exception:  # a broken notification hook must not change the build's outcome
+        pass

@@ -1,0 +1,199 @@
+"""Find and import the Flowfile, collect its task classes, turn import errors into clean messages."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from .errors import FlowfileError, UsageError
+from .task import ExternalTask, Register, Task, WrapperTask
+
+FLOWFILE_NAME = "Flowfile.py"
+_FLOW_PKG = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass
+class Flowfile:
+    """An imported Flowfile: where it is, its module, and the task classes it offers."""
+
+    path: str
+    module: ModuleType
+    tasks: list[type] = field(default_factory=list)
+
+    @property
+    def root(self) -> str:
+        return os.path.dirname(self.path)
+
+    @property
+    def default_task(self) -> type | None:
+        """The module's ``default`` (a class or a name), else the first task class defined in it."""
+        default = getattr(self.module, "default", None)
+        if isinstance(default, type) and issubclass(default, Task):
+            return default
+        if isinstance(default, str):
+            return find_task(self, default)
+        own = [c for c in self.tasks if c.__module__ == self.module.__name__]
+        return own[0] if own else None
+
+    def project_modules(self) -> list[str]:
+        """Files of the modules imported from the project (beside or below the Flowfile)."""
+        root = self.root + os.sep
+        out = []
+        for mod in list(sys.modules.values()):
+            fname = getattr(mod, "__file__", None)
+            if fname and fname.startswith(root) and "site-packages" not in fname:
+                out.append(fname)
+        return sorted(set(out))
+
+
+def find_flowfile(start: str) -> str:
+    """The nearest ``Flowfile.py`` in ``start`` or a parent directory."""
+    here = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(here, FLOWFILE_NAME)
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            raise FlowfileError(
+                f"no {FLOWFILE_NAME} in {os.path.abspath(start)} or any parent directory; "
+                "create one, or name a file with -f FILE"
+            )
+        here = parent
+
+
+def load_flowfile(path: str) -> Flowfile:
+    """Import the Flowfile at ``path`` (after changing into its directory)."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FlowfileError(f"Flowfile {path} does not exist; check the -f argument")
+    root = os.path.dirname(path)
+    os.chdir(root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name = stem if stem.isidentifier() and stem not in sys.modules else "__flowfile__"
+    # An explicit loader, so a Flowfile need not end in .py (Flowfile.example, a script).
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    spec = importlib.util.spec_from_loader(name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        loader.exec_module(module)
+    except SyntaxError as exc:
+        sys.modules.pop(name, None)
+        raise FlowfileError(_syntax_message(exc)) from None
+    except SystemExit as exc:
+        sys.modules.pop(name, None)
+        raise FlowfileError(f"{path} called exit({exc.code}) while being imported") from None
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise FlowfileError(f"{path} failed to import:\n{user_traceback(exc)}") from None
+    return Flowfile(path, module, collect_tasks(module))
+
+
+def load_module(name: str) -> Flowfile:
+    """Import a module by name (Luigi's ``--module``) and use it as the Flowfile."""
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and name.startswith(exc.name):
+            raise FlowfileError(
+                f"no module named {name!r}; check --module and PYTHONPATH"
+            ) from None
+        raise FlowfileError(f"module {name} failed to import:\n{user_traceback(exc)}") from None
+    except SyntaxError as exc:
+        raise FlowfileError(_syntax_message(exc)) from None
+    except Exception as exc:
+        raise FlowfileError(f"module {name} failed to import:\n{user_traceback(exc)}") from None
+    return from_module(module)
+
+
+def from_module(module: ModuleType) -> Flowfile:
+    """Use an already imported module (``flow.run()`` from a script) as the Flowfile."""
+    path = os.path.abspath(getattr(module, "__file__", None) or os.path.join(os.getcwd(), "<main>"))
+    return Flowfile(path, module, collect_tasks(module))
+
+
+_BASES = {Task, WrapperTask, ExternalTask}
+
+
+def collect_tasks(module: ModuleType) -> list[type]:
+    """Every task class defined outside flow, in definition order: the module's own and those
+    it imported (a Luigi registry sees every imported task too)."""
+    out = []
+    for cls in Register.registry:
+        if cls in _BASES or cls.__module__.split(".")[0] == "flow":
+            continue
+        out.append(cls)
+    return out
+
+
+def _kebab(name: str) -> str:
+    return (
+        "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-").replace("_", "-")
+    )
+
+
+def find_task(flowfile: Flowfile, name: str) -> type:
+    """The task class called ``name``: full or short name, any case, or kebab-case."""
+    tasks = flowfile.tasks
+    for match in (
+        lambda c: c.task_family == name,
+        lambda c: c.__name__ == name,
+        lambda c: c.task_family.lower() == name.lower() or c.__name__.lower() == name.lower(),
+        lambda c: _kebab(c.__name__) == name.lower() or _kebab(c.task_family) == name.lower(),
+    ):
+        found = [c for c in tasks if match(c)]
+        # Prefer the Flowfile's own classes over imported ones of the same name.
+        own = [c for c in found if c.__module__ == flowfile.module.__name__]
+        if len(own) == 1:
+            return own[0]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            names = ", ".join(sorted(c.task_family for c in found))
+            raise UsageError(
+                f"task name {name!r} is ambiguous: it matches {names}; use the full name"
+            )
+    raise UsageError(unknown_task_message(flowfile, name))
+
+
+def unknown_task_message(flowfile: Flowfile, name: str) -> str:
+    names = [c.task_family for c in flowfile.tasks if not c.__name__.startswith("_")]
+    lowered = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(lowered[c] for c in close)}?" if close else ""
+    listing = f" Tasks: {', '.join(names)}." if names else " The Flowfile defines no tasks."
+    return f"unknown task {name!r} in {os.path.basename(flowfile.path)}{hint}{listing} (flow --list shows them all)"
+
+
+def _syntax_message(exc: SyntaxError) -> str:
+    where = f"{exc.filename}:{exc.lineno}" if exc.lineno else str(exc.filename)
+    lines = [f"{where}: {exc.msg}"]
+    if exc.text:
+        lines.append("    " + exc.text.rstrip("\n"))
+        if exc.offset:
+            lines.append("    " + " " * (exc.offset - 1) + "^")
+    return "\n".join(lines) + "\nfix the Flowfile and run flow again"
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` without flow's or importlib's frames: only the user's code."""
+    te = traceback.TracebackException.from_exception(exc)
+    te.stack = traceback.StackSummary.from_list(
+        [f for f in te.stack if not _is_internal(f.filename)]
+    )
+    return "".join(te.format()).rstrip("\n")
+
+
+def _is_internal(filename: str) -> bool:
+    return filename.startswith(_FLOW_PKG) or filename.startswith("<frozen importlib")

@@ -1,0 +1,256 @@
+"""The `.flow/` store: a versioned SQLite (WAL) database of output records and the stat cache.
+
+It holds only plain data (strings and numbers, JSON for small maps), never pickles or code.
+A corrupt database is moved aside with a warning and the run goes on as if it were empty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .errors import ManifestError
+from .fingerprint import StatRecord
+
+SCHEMA_VERSION = 1
+DB_NAME = "manifest.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outputs (
+    key TEXT PRIMARY KEY,      -- the target's key: a path relative to the Flowfile, or a URL
+    task_id TEXT NOT NULL,     -- the task that produced it
+    family TEXT NOT NULL,
+    params TEXT NOT NULL,      -- JSON: significant parameter values as strings
+    code TEXT NOT NULL,        -- code hash of the task class
+    inputs TEXT NOT NULL,      -- JSON: input key -> fingerprint it was built from
+    hash TEXT,                 -- fingerprint of this output when flow recorded it
+    built_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER,
+    hash TEXT, checked_ns INTEGER
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(slots=True)
+class Record:
+    """What flow knew of an output when it was last produced (or adopted, or touched)."""
+
+    key: str
+    task_id: str
+    family: str
+    params: dict[str, str]
+    code: str
+    inputs: dict[str, str | None]
+    hash: str | None
+    built_ns: int = field(default_factory=time.time_ns)
+
+
+class Manifest:
+    """Records of outputs and the stat cache, in ``DIR/manifest.sqlite``.
+
+    With ``readonly=True`` (dry runs, ``--check``) nothing is created or written, and a corrupt
+    database is ignored rather than moved.
+    """
+
+    def __init__(self, directory: str, readonly: bool = False) -> None:
+        self.directory = directory
+        self.path = os.path.join(directory, DB_NAME)
+        self.readonly = readonly
+        self.warnings: list[str] = []
+        self._db: sqlite3.Connection | None = None
+        self._open()
+
+    # -- opening and recovery -------------------------------------------------------------------
+    def _open(self) -> None:
+        if self.readonly and not os.path.exists(self.path):
+            return
+        if not self.readonly:
+            try:
+                os.makedirs(self.directory, exist_ok=True)
+            except OSError as exc:
+                raise ManifestError(
+                    f"cannot create {self.directory}: {exc.strerror}; make the directory beside "
+                    "the Flowfile writable, or run from a checkout you own"
+                ) from None
+        try:
+            self._db = self._connect()
+        except sqlite3.OperationalError as exc:  # permissions, a directory in the way
+            raise ManifestError(f"cannot open {self.path}: {exc}; check its permissions") from None
+        except sqlite3.DatabaseError as exc:  # not a database, malformed, truncated
+            self._recover(exc)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            self._check_not_truncated(db)
+            db.execute("PRAGMA busy_timeout = 30000")
+            row = None
+            with contextlib.suppress(sqlite3.OperationalError):
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is not None and int(row[0]) > SCHEMA_VERSION:
+                raise ManifestError(
+                    f"{self.path} was written by a newer flow (schema {row[0]}; this flow reads "
+                    f"{SCHEMA_VERSION}): upgrade flow, or delete {self.directory} to start afresh"
+                )
+            if not self.readonly:
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = NORMAL")
+                if row is None:
+                    db.executescript(_SCHEMA)
+                    db.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
+            return db
+        except BaseException:
+            db.close()
+            raise
+
+    def _check_not_truncated(self, db: sqlite3.Connection) -> None:
+        """A file cut short still opens; its missing pages fail later. Catch it up front."""
+        wal = self.path + "-wal"
+        if os.path.exists(wal) and os.path.getsize(wal) > 0:
+            return  # pages may legitimately live in the WAL
+        size = os.path.getsize(self.path)
+        if size == 0:
+            return
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        if pages * page_size > size:
+            raise sqlite3.DatabaseError("database file is truncated")
+
+    def _recover(self, exc: BaseException) -> None:
+        if self._db is not None:
+            with contextlib.suppress(Exception):
+                self._db.close()
+            self._db = None
+        if self.readonly:
+            self.warnings.append(
+                f"the manifest {self.path} is unreadable ({exc}); planning as if it were empty"
+            )
+            return
+        aside = f"{self.path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self.path + suffix, aside + suffix)
+        self.warnings.append(
+            f"the manifest {self.path} was unreadable ({exc}); moved it to {aside} and "
+            "started an empty one (outputs that exist are adopted, the rest rebuilt)"
+        )
+        self._db = self._connect()
+
+    def _query(self, sql: str, args: tuple[object, ...]) -> tuple[object, ...] | None:
+        if self._db is None:
+            return None
+        try:
+            return self._db.execute(sql, args).fetchone()  # type: ignore[no-any-return]
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+            return None
+
+    # -- reading --------------------------------------------------------------------------------
+    def get(self, key: str) -> Record | None:
+        """The record of the output ``key``, or None."""
+        row = self._query(
+            "SELECT task_id, family, params, code, inputs, hash, built_ns FROM outputs WHERE key = ?",
+            (key,),
+        )
+        if row is None:
+            return None
+        task_id, family, params, code, inputs, digest, built_ns = row
+        return Record(
+            key, task_id, family, json.loads(params), code, json.loads(inputs), digest, built_ns
+        )  # type: ignore[arg-type]
+
+    def get_stat(self, path: str) -> StatRecord | None:
+        """The stat-cache entry of a file, or None."""
+        row = self._query(
+            "SELECT size, mtime_ns, ctime_ns, ino, hash, checked_ns FROM files WHERE path = ?",
+            (path,),
+        )
+        return None if row is None else StatRecord(*row)  # type: ignore[arg-type]
+
+    # -- writing --------------------------------------------------------------------------------
+    def save(
+        self, records: Iterable[Record] = (), stats: dict[str, StatRecord] | None = None
+    ) -> None:
+        """Store records and stat-cache entries in one short transaction."""
+        if self.readonly:
+            return
+        rows = [
+            (
+                r.key,
+                r.task_id,
+                r.family,
+                json.dumps(r.params, sort_keys=True),
+                r.code,
+                json.dumps(r.inputs, sort_keys=True),
+                r.hash,
+                r.built_ns,
+            )
+            for r in records
+        ]
+        stat_rows = [
+            (p, s.size, s.mtime_ns, s.ctime_ns, s.ino, s.hash, s.checked_ns)
+            for p, s in (stats or {}).items()
+        ]
+        if not rows and not stat_rows:
+            return
+        for attempt in (1, 2):
+            try:
+                assert self._db is not None
+                with self._transaction(self._db) as db:
+                    db.executemany("INSERT OR REPLACE INTO outputs VALUES (?,?,?,?,?,?,?,?)", rows)
+                    db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", stat_rows)
+                return
+            except sqlite3.DatabaseError as exc:
+                if attempt == 2 or isinstance(exc, sqlite3.OperationalError):
+                    raise ManifestError(
+                        f"cannot write {self.path}: {exc}; check disk space and permissions"
+                    ) from None
+                self._recover(exc)
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop the records of outputs (a task that failed after rewriting them)."""
+        if self.readonly or self._db is None:
+            return
+        with contextlib.suppress(sqlite3.DatabaseError), self._transaction(self._db) as db:
+            db.executemany("DELETE FROM outputs WHERE key = ?", [(k,) for k in keys])
+
+    def backup(self, path: str) -> str:
+        """Copy a hand-edited output under ``.flow/backup/`` before flow overwrites it."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        rel = path.lstrip(os.sep).replace("..", "__")
+        dest = os.path.join(self.directory, "backup", stamp, rel)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if os.path.isdir(path):
+            shutil.copytree(path, dest, dirs_exist_ok=True)
+        else:
+            shutil.copy2(path, dest)
+        return dest
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _transaction(db: sqlite3.Connection):  # type: ignore[no-untyped-def]
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(Exception):
+                self._db.close()
+            self._db = None

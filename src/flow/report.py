@@ -1,0 +1,363 @@
+"""The only terminal writer: task lines with a [k/N] counter, plans, summaries, listings, JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import IO, Any
+
+from .executor import TaskResult
+from .plan import Plan
+
+_UP_TO_DATE_WHY = {
+    "task": "outputs exist; parameters, code and inputs match the record",
+    "adopted": "outputs exist with no record and no input is newer: adopted as up to date",
+    "unrecorded": "outputs exist (no content record for this kind of target)",
+    "wrapper": "a wrapper: complete when what it requires is",
+    "external": "external data: present",
+}
+
+
+def _fmt_duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+class Reporter:
+    """Prints what a run does. ``json_mode`` collects a document printed once by ``finish()``."""
+
+    def __init__(
+        self,
+        quiet: bool = False,
+        verbose: bool = False,
+        json_mode: bool = False,
+        out: IO[str] | None = None,
+        err: IO[str] | None = None,
+    ) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.quiet = quiet
+        self.verbose = verbose
+        self.json_mode = json_mode
+        self.tty = _isatty(self.err)
+        self.color = self.tty and not os.environ.get("NO_COLOR")
+        self.doc: dict[str, Any] = {}
+        self._status_shown = False
+
+    # -- low level --------------------------------------------------------------------------------
+    def _paint(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def _line(self, text: str, stream: IO[str] | None = None) -> None:
+        self._clear_status()
+        stream = stream or self.out
+        stream.write(text + "\n")
+        stream.flush()
+
+    def _clear_status(self) -> None:
+        if self._status_shown:
+            self.err.write("\r\x1b[K")
+            self._status_shown = False
+
+    def warning(self, message: str) -> None:
+        self._line(f"flow: {self._paint('warning', '33')}: {message}", self.err)
+
+    def error(self, message: str) -> None:
+        self._line(f"flow: {self._paint('error', '31')}: {message}", self.err)
+
+    # -- a run --------------------------------------------------------------------------------
+    def task_started(self, tid: str, k: int, n: int) -> None:
+        if self.json_mode or self.quiet:
+            return
+        if self.verbose:
+            self._line(f"[{k}/{n}] start {tid}")
+        elif self.tty:
+            self._clear_status()
+            self.err.write(f"[{k}/{n}] running {tid} …")
+            self.err.flush()
+            self._status_shown = True
+
+    def task_finished(self, result: TaskResult, k: int, n: int) -> None:
+        if result.status == "failed":
+            self._line(
+                f"[{k}/{n}] {self._paint('FAILED', '31')} {result.task_id}  {_fmt_duration(result.duration)}",
+                self.err,
+            )
+            self._line(result.error, self.err)
+            return
+        if self.json_mode or self.quiet:
+            return
+        reason = result.decision.reason if result.decision else None
+        why = f"  ({reason.kind})" if reason else ""
+        self._line(f"[{k}/{n}] {result.task_id}  {_fmt_duration(result.duration)}{why}")
+
+    def summary(
+        self, results: dict[str, TaskResult], elapsed: float, missing: dict[str, list[str]]
+    ) -> None:
+        counts = _count(results)
+        if self.json_mode:
+            self.doc["tasks"] = [_result_json(r) for r in results.values()]
+            self.doc["summary"] = counts | {"seconds": round(elapsed, 4)}
+            return
+        self.missing(missing)
+        if (
+            counts["ran"]
+            == counts["failed"]
+            == counts["skipped"]
+            == counts["missing_external"]
+            == 0
+        ):
+            if not self.quiet:
+                self._line(f"flow: everything is up to date ({_plural(counts['total'], 'task')})")
+            return
+        if self.quiet and not (counts["failed"] or counts["skipped"] or counts["missing_external"]):
+            return
+        parts = [f"{counts['ran']} ran", f"{counts['up_to_date']} up to date"]
+        if counts["failed"]:
+            parts.append(f"{counts['failed']} failed")
+        if counts["missing_external"]:
+            parts.append(f"{counts['missing_external']} missing external")
+        if counts["skipped"]:
+            parts.append(f"{counts['skipped']} skipped")
+        self._line(
+            f"flow: {_plural(counts['total'], 'task')}: {', '.join(parts)} in {_fmt_duration(elapsed)}"
+        )
+        for status, label in (("failed", "failed"), ("skipped", "skipped")):
+            for r in results.values():
+                if r.status == status:
+                    extra = f" ({r.error})" if status == "skipped" and r.error else ""
+                    self._line(f"  {label}: {r.task_id}{extra}")
+
+    def missing(self, missing: dict[str, list[str]]) -> None:
+        if not missing:
+            return
+        if self.json_mode:
+            self.doc["missing_external"] = [
+                {"output": k, "needed_by": v} for k, v in missing.items()
+            ]
+            return
+        for key, needed in missing.items():
+            self._line(
+                f"flow: {self._paint('error', '31')}: missing external input: {key} (needed by {', '.join(needed)}); create it, or fix the task that declares it",
+                self.err,
+            )
+
+    # -- plans --------------------------------------------------------------------------------
+    def plan(self, plan: Plan, explain: bool = False) -> None:
+        """A dry run: what would run, in order, each with its reason (all reasons with ``explain``)."""
+        if self.json_mode:
+            self.doc["plan"] = [_decision_json(plan, tid) for tid in plan.graph.order]
+            self.doc["would_run"] = list(plan.to_run)
+            return
+        self.missing(plan.missing)
+        for tid in plan.graph.order:
+            for key in plan.decisions[tid].modified:
+                if not plan.decisions[tid].stale:
+                    self.warning(
+                        f"{key} was modified by hand since {tid} wrote it; flow keeps it (-t accepts it, -B rebuilds)"
+                    )
+        n_tasks = sum(1 for d in plan.decisions.values() if d.kind == "task")
+        if not plan.to_run:
+            self._line(
+                f"flow: nothing to do: everything is up to date ({_plural(n_tasks, 'task')})"
+            )
+        else:
+            self._line(f"flow: {len(plan.to_run)} of {_plural(n_tasks, 'task')} would run:")
+            width = min(max(len(t) for t in plan.to_run), 60)
+            for tid in plan.to_run:
+                d = plan.decisions[tid]
+                reasons = d.reasons if explain else d.reasons[:1]
+                first, *rest = reasons
+                self._line(f"  {tid:<{width}}  {first}")
+                for r in rest:
+                    self._line(f"  {'':<{width}}  {r}")
+        if explain:
+            up = [t for t in plan.graph.order if t not in set(plan.to_run)]
+            if up:
+                self._line("up to date:")
+                width = min(max(len(t) for t in up), 60)
+                for tid in up:
+                    self._line(f"  {tid:<{width}}  {_why_up_to_date(plan, tid)}")
+
+    def check(self, plan: Plan) -> None:
+        """``--check``: the plan, briefly; the exit status carries the answer."""
+        self.plan(plan)
+
+    def finish(self, **extra: Any) -> None:
+        """Print the collected JSON document (``--json``)."""
+        if self.json_mode:
+            self.doc.update(extra)
+            self.out.write(json.dumps(self.doc, indent=2, ensure_ascii=False) + "\n")
+            self.out.flush()
+
+    def text(self, text: str) -> None:
+        """Plain output (listings, graphs), unaffected by --quiet."""
+        self._line(text)
+
+
+def _why_up_to_date(plan: Plan, tid: str) -> str:
+    d = plan.decisions[tid]
+    if d.kind != "task":
+        return _UP_TO_DATE_WHY[d.kind]
+    if d.adopt:
+        return _UP_TO_DATE_WHY["adopted"]
+    if d.modified:
+        return f"output-modified: {', '.join(d.modified)} (kept; not a reason to rerun)"
+    if not d.params and not d.code:
+        return "complete() returned True"
+    return _UP_TO_DATE_WHY["task"]
+
+
+def _count(results: dict[str, TaskResult]) -> dict[str, int]:
+    counts = {
+        "total": 0,
+        "ran": 0,
+        "up_to_date": 0,
+        "failed": 0,
+        "skipped": 0,
+        "missing_external": 0,
+    }
+    for r in results.values():
+        if r.status == "external":
+            continue
+        counts["total"] += 1
+        counts[r.status.replace("-", "_")] += 1
+    return counts
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _reasons_json(d: Any) -> list[dict[str, str]]:
+    return [{"kind": r.kind, "detail": r.detail} for r in d.reasons] if d else []
+
+
+def _decision_json(plan: Plan, tid: str) -> dict[str, Any]:
+    d = plan.decisions[tid]
+    task = plan.graph.tasks[tid]
+    return {
+        "task": tid,
+        "family": task.task_family,
+        "params": task.to_str_params(),
+        "kind": d.kind,
+        "would_run": tid in set(plan.to_run),
+        "reasons": _reasons_json(d),
+        "deps": plan.graph.deps[tid],
+    }
+
+
+def _result_json(r: TaskResult) -> dict[str, Any]:
+    return {
+        "task": r.task_id,
+        "status": r.status,
+        "reasons": _reasons_json(r.decision),
+        "seconds": round(r.duration, 4),
+        **({"error": r.error} if r.error else {}),
+    }
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# -- listings and graphs (rendered here, printed by the caller through Reporter.text) ----------
+def render_list(flowfile: Any, names: list[str], json_mode: bool = False) -> str:
+    """The Flowfile's tasks with their parameters and first docstring line (``flow --list``)."""
+    from .flowfile import find_task
+
+    classes = (
+        [find_task(flowfile, n) for n in names]
+        if names
+        else [c for c in flowfile.tasks if not c.__name__.startswith("_")]
+    )
+    entries = [_task_entry(c) for c in classes]
+    if json_mode:
+        return json.dumps({"tasks": entries}, indent=2, ensure_ascii=False)
+    if not entries:
+        return "flow: the Flowfile defines no tasks"
+    lines = []
+    width = max(len(e["name"]) for e in entries)
+    for e in entries:
+        params = " ".join(
+            f"{p['name']}={p['default']}"
+            if p["default"] is not None
+            else f"{p['name']}=<{p['type']}>"
+            for p in e["params"]
+        )
+        doc = f"  # {e['doc']}" if e["doc"] else ""
+        lines.append(f"{e['name']:<{width}}  {params}{doc}".rstrip())
+        if names:
+            for p in e["params"]:
+                desc = f": {p['description']}" if p["description"] else ""
+                lines.append(f"    {p['name']} ({p['type']}){desc}")
+            if e["full_doc"]:
+                lines.extend("    " + ln for ln in e["full_doc"].splitlines())
+    return "\n".join(lines)
+
+
+def _task_entry(cls: Any) -> dict[str, Any]:
+    import inspect
+
+    doc = inspect.getdoc(cls) if cls.__doc__ else ""
+    params = []
+    for name, p in cls.get_params():
+        default = p.serialize(p.default) if p.has_default and p.default is not None else None
+        params.append(
+            {"name": name, "type": p.type_name(), "default": default, "description": p.description}
+        )
+    return {
+        "name": cls.task_family,
+        "doc": (doc or "").split("\n", 1)[0],
+        "full_doc": doc or "",
+        "params": params,
+    }
+
+
+def render_graph(plan: Plan | None, fmt: str) -> str:
+    """The task graph with each task's status, as dot, mermaid or json."""
+    assert plan is not None
+    run = set(plan.to_run)
+
+    def status(tid: str) -> str:
+        d = plan.decisions[tid]
+        if d.kind == "external":
+            return "missing external" if d.missing_external else "external"
+        if tid in run:
+            return f"stale: {d.reasons[0].kind}" if d.reasons else "stale"
+        return "up to date"
+
+    order = plan.graph.order
+    if fmt == "json":
+        nodes = [{"task": t, "status": status(t), "deps": plan.graph.deps[t]} for t in order]
+        return json.dumps({"nodes": nodes}, indent=2, ensure_ascii=False)
+    ids = {tid: f"t{i}" for i, tid in enumerate(order)}
+    if fmt == "mermaid":
+        lines = ["graph TD"]
+        lines += [f'    {ids[t]}["{t}<br/>{status(t)}"]' for t in order]
+        lines += [f"    {ids[u]} --> {ids[t]}" for t in order for u in plan.graph.deps[t]]
+        return "\n".join(lines)
+    lines = ["digraph flow {", "  rankdir=LR;", "  node [shape=box];"]
+    for t in order:
+        s = status(t)
+        color = (
+            "green"
+            if s == "up to date"
+            else "gray"
+            if s == "external"
+            else "red"
+            if "missing" in s
+            else "orange"
+        )
+        label = (t + "\\n" + s).replace('"', '\\"')
+        lines.append(f'  {ids[t]} [label="{label}", color={color}];')
+    lines += [f"  {ids[u]} -> {ids[t]};" for t in order for u in plan.graph.deps[t]]
+    lines.append("}")
+    return "\n".join(lines)

@@ -1,0 +1,201 @@
+"""Targets: what a task produces. Local files are written atomically through a temporary sibling."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from typing import IO, Any
+
+TMP_SUFFIX = ".flow-tmp"
+
+
+class Target:
+    """Something a task produces. Only ``exists()`` is required.
+
+    A target may also define ``fingerprint()`` returning a string that changes when its content
+    changes; without one flow treats it like Luigi does (existence only), and keeps no record of it.
+    """
+
+    def exists(self) -> bool:
+        raise NotImplementedError(f"{type(self).__name__} must define exists()")
+
+    def fingerprint(self) -> str | None:
+        return None
+
+    @property
+    def key(self) -> str | None:
+        """A stable name under which flow records this target, or None for no record."""
+        return None
+
+
+class FileSystemTarget(Target):
+    """A target with a ``path``: base of local and remote file targets."""
+
+    path: str
+
+    def open(self, mode: str = "r") -> IO[Any]:
+        raise NotImplementedError
+
+    def remove(self) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.path == self.path  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.path))
+
+
+class LocalTarget(FileSystemTarget):
+    """A file (or directory) on the local disk, relative paths resolved against the Flowfile.
+
+    ``open("w")``/``open("wb")`` write to a temporary sibling that replaces the file only when the
+    ``with`` block exits cleanly (or ``close()`` is called), so a failed run never leaves half a file.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], format: Any = None, is_tmp: bool = False
+    ) -> None:
+        self.path = os.fspath(path)
+        self.format = format  # accepted for Luigi; binary data is chosen by the mode ("wb")
+
+    @property
+    def key(self) -> str:
+        # Cheap on the common path: a clean relative path is already canonical.
+        p = self.path
+        if p.startswith(("/", "./", "../")) or "/." in p or "//" in p or p.endswith("/"):
+            p = os.path.normpath(p)
+            if os.path.isabs(p):
+                with contextlib.suppress(ValueError):
+                    rel = os.path.relpath(p)
+                    if not rel.startswith(".."):
+                        p = rel
+        return p
+
+    def exists(self) -> bool:
+        return os.path.exists(self.path)
+
+    def open(self, mode: str = "r") -> IO[Any]:
+        """Open for reading (``r``, ``rb``) or for an atomic write (``w``, ``wb``)."""
+        if mode in ("r", "rb", "rt"):
+            if mode == "rb":
+                return open(self.path, "rb")
+            return open(self.path, encoding="utf-8")
+        if mode in ("w", "wb", "wt"):
+            return AtomicFile(self.path, binary=mode == "wb")  # type: ignore[return-value]
+        raise ValueError(f"unsupported mode {mode!r} for {self!r}: use r, rb, w or wb")
+
+    def remove(self) -> None:
+        """Delete the file or directory; a missing one is not an error."""
+        if os.path.isdir(self.path) and not os.path.islink(self.path):
+            shutil.rmtree(self.path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+    def makedirs(self) -> None:
+        """Create the parent directory (Luigi's habit before writing by hand)."""
+        parent = os.path.dirname(self.path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+
+    @contextlib.contextmanager
+    def temporary_path(self) -> Iterator[str]:
+        """Yield a temporary path to write; it is moved into place when the block succeeds."""
+        self.makedirs()
+        tmp = _tmp_sibling(self.path)
+        try:
+            yield tmp
+        except BaseException:
+            _discard(tmp)
+            raise
+        os.replace(tmp, self.path)
+
+    @property
+    def fn(self) -> str:  # Luigi's old name for the path
+        return self.path
+
+
+def _tmp_sibling(path: str) -> str:
+    head, tail = os.path.split(path)
+    return os.path.join(head, f".{tail}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+
+
+def _discard(tmp: str) -> None:
+    if os.path.isdir(tmp) and not os.path.islink(tmp):
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+class AtomicFile(io.IOBase):
+    """A file opened for writing whose content replaces ``path`` on a clean close."""
+
+    def __init__(self, path: str, binary: bool = False) -> None:
+        self.path = path
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        self.tmp_path = _tmp_sibling(path)
+        fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self._file: IO[Any] = (
+            os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
+        )
+        self._done = False
+
+    def write(self, data: Any) -> int:
+        return self._file.write(data)
+
+    def writelines(self, lines: Any) -> None:
+        self._file.writelines(lines)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:  # type: ignore[override]
+        return self._done
+
+    def close(self) -> None:
+        """Commit: move the written data into place (Luigi's ``open('w') ... close()`` habit)."""
+        if self._done:
+            return
+        self._done = True
+        self._file.close()
+        os.replace(self.tmp_path, self.path)
+
+    def discard(self) -> None:
+        """Throw the written data away; the target is left as it was."""
+        if self._done:
+            return
+        self._done = True
+        self._file.close()
+        _discard(self.tmp_path)
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+    def __del__(self) -> None:
+        # Dropped without close(): the write never finished, so it must not land.
+        with contextlib.suppress(Exception):
+            self.discard()

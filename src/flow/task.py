@@ -1,0 +1,290 @@
+"""Task classes: identity by class and parameters, task ids, requires/output/input, complete()."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+
+from .errors import ParameterError
+from .parameter import Parameter
+
+# Parameter values set on the command line for a class (`Task.param=value`): they replace the
+# default wherever that class is instantiated without the parameter, as Luigi's --Task-param does.
+_class_overrides: dict[tuple[str, str], Any] = {}
+
+
+def set_class_overrides(overrides: dict[tuple[str, str], Any]) -> None:
+    """Replace the command-line defaults for (task family, parameter name) pairs."""
+    _class_overrides.clear()
+    _class_overrides.update(overrides)
+    Register.clear_instance_cache()
+
+
+class Register(type):
+    """Metaclass: keeps every Task class in definition order and returns one instance per
+    (class, parameter values), so ``Foo(n=3) is Foo(n=3)``."""
+
+    registry: ClassVar[list[type]] = []
+    _instances: ClassVar[dict[tuple[Any, ...], Any]] = {}
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], ns: dict[str, Any]) -> Register:
+        cls = super().__new__(mcs, name, bases, ns)
+        params = []
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                if isinstance(value, Parameter):
+                    params.append((attr, value))
+        # Later definitions (in a subclass) replace earlier ones of the same name.
+        by_name = dict(params)
+        cls._params = sorted(by_name.items(), key=lambda kv: kv[1]._order)  # type: ignore[attr-defined]
+        Register.registry.append(cls)
+        return cls
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        values = cls.resolve_params(args, kwargs)  # type: ignore[attr-defined]
+        key = (cls, tuple(values.values()))
+        try:
+            return Register._instances[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value: no sharing, but still a valid task
+            key = None  # type: ignore[assignment]
+        instance = cls.__new__(cls)
+        for name, value in values.items():
+            setattr(instance, name, value)
+        instance.param_kwargs = values
+        instance.__init__(*args, **kwargs)
+        if key is not None:
+            Register._instances[key] = instance
+        return instance
+
+    @classmethod
+    def clear_instance_cache(mcs) -> None:
+        mcs._instances.clear()
+
+    @property
+    def task_family(cls) -> str:
+        ns = getattr(cls, "task_namespace", None)
+        return f"{ns}.{cls.__name__}" if ns else cls.__name__
+
+
+class Task(metaclass=Register):
+    """A unit of work with typed parameters, upstream requirements and output targets.
+
+    Subclass it and define ``requires()``, ``output()`` and ``run()``; declare parameters as class
+    attributes. A class attribute ``version`` changes the task's code hash by hand.
+    """
+
+    task_namespace: ClassVar[str | None] = None
+    version: ClassVar[Any] = None
+    _params: ClassVar[list[tuple[str, Parameter]]]
+    param_kwargs: dict[str, Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Parameters are already set by the metaclass; subclasses may extend this."""
+
+    # -- parameters ---------------------------------------------------------------------------
+    @classmethod
+    def get_params(cls) -> list[tuple[str, Parameter]]:
+        """The (name, Parameter) pairs of this class in declaration order."""
+        return list(cls._params)
+
+    @classmethod
+    def get_param_names(cls, include_significant: bool = False) -> list[str]:
+        """Parameter names; insignificant ones too when ``include_significant`` is true (Luigi's flag)."""
+        return [n for n, p in cls._params if include_significant or p.significant]
+
+    @classmethod
+    def resolve_params(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Match positional and keyword arguments, defaults and overrides to parameter values."""
+        family = cls.task_family  # type: ignore[attr-defined]
+        names = [n for n, _ in cls._params]
+        positional = [n for n, p in cls._params if p.positional]
+        if len(args) > len(positional):
+            raise ParameterError(
+                f"{family} takes {len(positional)} positional parameter(s) but {len(args)} were given"
+            )
+        given: dict[str, Any] = dict(zip(positional, args, strict=False))
+        for name, value in kwargs.items():
+            if name not in names:
+                raise ParameterError(_unknown_param_message(cls, name))
+            if name in given:
+                raise ParameterError(f"{family} got parameter '{name}' twice")
+            given[name] = value
+        values: dict[str, Any] = {}
+        for name, param in cls._params:
+            if name in given:
+                raw = given[name]
+            elif (family, name) in _class_overrides:
+                raw = _class_overrides[(family, name)]
+            elif param.has_default:
+                raw = param._default
+            else:
+                raise ParameterError(
+                    f"missing parameter '{name}' for {family}: pass {name}=VALUE "
+                    f"({param.expected}), or give it a default"
+                )
+            try:
+                values[name] = raw if raw is None else param.normalize(raw)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ParameterError(
+                    f"bad value {raw!r} for parameter '{name}' of {family}: expected {param.expected}"
+                    + (f" ({exc})" if str(exc) else "")
+                ) from None
+        return values
+
+    def to_str_params(self, only_significant: bool = True) -> dict[str, str]:
+        """Parameter values as canonical strings (significant ones only by default)."""
+        out = {}
+        for name, param in self._params:
+            if only_significant and not param.significant:
+                continue
+            value = self.param_kwargs[name]
+            out[name] = "" if value is None else param.serialize(value)
+        return out
+
+    @property
+    def task_family(self) -> str:
+        return type(self).task_family  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def task_id(self) -> str:
+        """``Family(a=1, b=x)``: the class and its significant parameter values."""
+        try:
+            return self.__dict__["_task_id"]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        body = ", ".join(f"{k}={v}" for k, v in self.to_str_params().items())
+        tid = f"{self.task_family}({body})"
+        self.__dict__["_task_id"] = tid
+        return tid
+
+    def __repr__(self) -> str:
+        return self.task_id
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (isinstance(other, Task) and self.task_id == other.task_id)
+
+    def __hash__(self) -> int:
+        return hash(self.task_id)
+
+    def clone(self, cls: type | None = None, **overrides: Any) -> Task:
+        """A task of ``cls`` (default: this class) with the parameters it shares with this one."""
+        cls = cls or type(self)
+        kwargs = {n: self.param_kwargs[n] for n, _ in cls.get_params() if n in self.param_kwargs}  # type: ignore[attr-defined]
+        kwargs.update(overrides)
+        return cls(**kwargs)  # type: ignore[no-any-return]
+
+    # -- the user's side --------------------------------------------------------------------
+    def requires(self) -> Any:
+        """The tasks this one needs: None, a task, or a list/tuple/dict of tasks."""
+        return []
+
+    def output(self) -> Any:
+        """The targets this task produces: None, a Target, or a list/tuple/dict of Targets."""
+        return None
+
+    def run(self) -> Any:
+        """Do the work. May ``yield`` tasks as dynamic dependencies."""
+
+    def input(self) -> Any:
+        """The outputs of ``requires()``, in the same shape."""
+        return map_structure(lambda t: t.output(), self.requires())
+
+    def complete(self) -> bool:
+        """True when every output exists. A task with no outputs is never complete (phony)."""
+        outputs = flatten(self.output())
+        return bool(outputs) and all(t.exists() for t in outputs)
+
+    def deps(self) -> list[Task]:
+        """The flattened list of required tasks."""
+        return [t for t in flatten(self.requires()) if t is not None]
+
+    # Luigi's event hooks, accepted so ported pipelines import cleanly.
+    def on_success(self) -> Any:
+        return None
+
+    def on_failure(self, exception: BaseException) -> Any:
+        return None
+
+
+class WrapperTask(Task):
+    """A task that only groups others: complete when everything it requires is complete."""
+
+    def complete(self) -> bool:
+        return all(t.complete() for t in self.deps())
+
+
+class ExternalTask(Task):
+    """Data made outside flow: never run; its outputs must already exist."""
+
+    run = None  # type: ignore[assignment]
+
+
+class DynamicRequirements:
+    """Tasks yielded from ``run()`` with an optional ``custom_complete(complete_fn)`` check."""
+
+    def __init__(self, requirements: Any, custom_complete: Any = None) -> None:
+        self.requirements = requirements
+        self.custom_complete = custom_complete
+        self.flat_requirements = [t for t in flatten(requirements) if t is not None]
+
+    def complete(self, complete_fn: Any = None) -> bool:
+        complete_fn = complete_fn or (lambda t: t.complete())
+        if self.custom_complete is not None:
+            return bool(self.custom_complete(complete_fn))
+        return all(complete_fn(t) for t in self.flat_requirements)
+
+
+def flatten(struct: Any) -> list[Any]:
+    """The leaves of None, a single item, a list/tuple/dict or a generator of items."""
+    if struct is None:
+        return []
+    if isinstance(struct, dict):
+        struct = struct.values()
+    elif not isinstance(
+        struct, (list, tuple, set, frozenset, Iterator)
+    ) and not inspect.isgenerator(struct):
+        return [struct]
+    out: list[Any] = []
+    stack: list[Iterator[Any]] = [iter(struct)]
+    while stack:  # iterative: nesting depth is the user's, not bounded by recursion
+        try:
+            item = next(stack[-1])
+        except StopIteration:
+            stack.pop()
+            continue
+        if isinstance(item, dict):
+            stack.append(iter(item.values()))
+        elif isinstance(item, (list, tuple, set, frozenset)) or inspect.isgenerator(item):
+            stack.append(iter(item))
+        elif item is not None:
+            out.append(item)
+    return out
+
+
+def map_structure(fn: Any, struct: Any) -> Any:
+    """Apply ``fn`` to the leaves of a requires()/output() structure, keeping its shape."""
+    if struct is None:
+        return None
+    if isinstance(struct, dict):
+        return {k: map_structure(fn, v) for k, v in struct.items()}
+    if isinstance(struct, tuple):
+        return tuple(map_structure(fn, v) for v in struct)
+    if isinstance(struct, (list, Iterable)) and not isinstance(struct, (str, bytes, Task)):
+        return [map_structure(fn, v) for v in struct]
+    return fn(struct)
+
+
+def _unknown_param_message(cls: type, name: str) -> str:
+    import difflib
+
+    names = [n for n, _ in cls._params]  # type: ignore[attr-defined]
+    family = cls.task_family  # type: ignore[attr-defined]
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    known = (
+        f" ({family} takes: {', '.join(names)})" if names else f" ({family} takes no parameters)"
+    )
+    return f"unknown parameter '{name}' for {family}{hint}{known}"
