@@ -18,7 +18,7 @@ from .task import Task, _unknown_param_message, set_class_overrides
 
 @dataclass
 class _Group:
-    cls: type
+    cls: Any
     values: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,9 +70,8 @@ def parse_tokens(tokens: list[str], flowfile: Flowfile) -> list[Task]:
                     raise UsageError(f"--{name} needs a value")
                 value = tokens[i]
                 i += 1
-            overrides[(cls.task_family, pname)] = _param(cls, pname).parse_cli(
-                value, cls.task_family
-            )  # type: ignore[attr-defined]
+            family: str = cls.task_family  # type: ignore[attr-defined]
+            overrides[(family, pname)] = _param(cls, pname).parse_cli(value, family)
         elif tok.startswith("-") and len(tok) > 1 and "=" not in tok:
             raise UsageError(f"unknown option {tok}; flow --help lists the options")
         elif "=" in tok:

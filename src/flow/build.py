@@ -67,7 +67,7 @@ def build(
     check: bool = False,
     touch: bool = False,
     explain: bool = False,
-    reporter: Reporter | None = None,
+    reporter: Any = None,
     **luigi_options: Any,
 ) -> BuildResult:
     """Bring ``tasks`` up to date, running what is stale; the library entry point of the CLI.

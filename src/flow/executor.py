@@ -10,7 +10,7 @@ import graphlib
 import inspect
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .decide import Context, Decision, decide
@@ -79,7 +79,12 @@ class Executor:
 
     def _one(self, tid: str) -> TaskResult:
         task = self.plan.graph.tasks[tid]
-        d = decide(task, self.ctx)
+        if any(self.results[u].status == "ran" for u in self.plan.graph.deps[tid]):
+            d = decide(task, self.ctx)  # an input may have changed since planning
+        else:
+            # Nothing upstream ran, so the plan's verdict stands (its forecast aside).
+            planned = self.plan.decisions[tid]
+            d = replace(planned, reasons=[r for r in planned.reasons if r.kind != "upstream"])
         if d.kind == "external":
             status = "missing-external" if d.missing_external else "external"
             return self._set(TaskResult(tid, status, d, error=", ".join(d.missing_external)))

@@ -11,6 +11,7 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 from .errors import FlowfileError, UsageError
 from .task import ExternalTask, Register, Task, WrapperTask
@@ -25,7 +26,7 @@ class Flowfile:
 
     path: str
     module: ModuleType
-    tasks: list[type] = field(default_factory=list)
+    tasks: list[Any] = field(default_factory=list)
 
     @property
     def root(self) -> str:
@@ -143,7 +144,7 @@ def _kebab(name: str) -> str:
     )
 
 
-def find_task(flowfile: Flowfile, name: str) -> type:
+def find_task(flowfile: Flowfile, name: str) -> Any:
     """The task class called ``name``: full or short name, any case, or kebab-case."""
     tasks = flowfile.tasks
     for match in (

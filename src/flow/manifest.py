@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import ManifestError
 from .fingerprint import StatRecord
@@ -148,7 +149,7 @@ class Manifest:
         )
         self._db = self._connect()
 
-    def _query(self, sql: str, args: tuple[object, ...]) -> tuple[object, ...] | None:
+    def _query(self, sql: str, args: tuple[object, ...]) -> Any:
         if self._db is None:
             return None
         try:

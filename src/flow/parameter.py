@@ -51,6 +51,13 @@ class Parameter:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        # A task instance keeps its values in its __dict__, which wins over this (non-data)
+        # descriptor; class access gives the Parameter itself.
+        if obj is None:
+            return self
+        return obj.__dict__.get(self.name, self)
+
     # -- values ---------------------------------------------------------------------------------
     @property
     def has_default(self) -> bool:

@@ -26,10 +26,8 @@ class Target:
     def fingerprint(self) -> str | None:
         return None
 
-    @property
-    def key(self) -> str | None:
-        """A stable name under which flow records this target, or None for no record."""
-        return None
+    #: A stable name under which flow records this target (a path, a URL), or None for no record.
+    key: str | None = None
 
 
 class FileSystemTarget(Target):
@@ -65,19 +63,7 @@ class LocalTarget(FileSystemTarget):
     ) -> None:
         self.path = os.fspath(path)
         self.format = format  # accepted for Luigi; binary data is chosen by the mode ("wb")
-
-    @property
-    def key(self) -> str:
-        # Cheap on the common path: a clean relative path is already canonical.
-        p = self.path
-        if p.startswith(("/", "./", "../")) or "/." in p or "//" in p or p.endswith("/"):
-            p = os.path.normpath(p)
-            if os.path.isabs(p):
-                with contextlib.suppress(ValueError):
-                    rel = os.path.relpath(p)
-                    if not rel.startswith(".."):
-                        p = rel
-        return p
+        self.key: str = _canonical(self.path)
 
     def exists(self) -> bool:
         return os.path.exists(self.path)
@@ -121,6 +107,19 @@ class LocalTarget(FileSystemTarget):
     @property
     def fn(self) -> str:  # Luigi's old name for the path
         return self.path
+
+
+def _canonical(p: str) -> str:
+    """The key a local file is recorded under: a normalized path, relative to the Flowfile
+    directory when inside it. Cheap on the common path: a clean relative path is already canonical."""
+    if p.startswith(("/", "./", "../")) or "/." in p or "//" in p or p.endswith("/"):
+        p = os.path.normpath(p)
+        if os.path.isabs(p):
+            with contextlib.suppress(ValueError):
+                rel = os.path.relpath(p)
+                if not rel.startswith(".."):
+                    p = rel
+    return p
 
 
 def _tmp_sibling(path: str) -> str:

@@ -50,7 +50,7 @@ class Register(type):
             pass
         except TypeError:  # an unhashable value: no sharing, but still a valid task
             key = None  # type: ignore[assignment]
-        instance = cls.__new__(cls)
+        instance: Any = object.__new__(cls)  # type: ignore[arg-type]
         for name, value in values.items():
             setattr(instance, name, value)
         instance.param_kwargs = values
@@ -98,7 +98,7 @@ class Task(metaclass=Register):
     @classmethod
     def resolve_params(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Match positional and keyword arguments, defaults and overrides to parameter values."""
-        family = cls.task_family  # type: ignore[attr-defined]
+        family: str = cls.task_family  # type: ignore[assignment]
         names = [n for n, _ in cls._params]
         positional = [n for n, p in cls._params if p.positional]
         if len(args) > len(positional):
@@ -146,7 +146,7 @@ class Task(metaclass=Register):
 
     @property
     def task_family(self) -> str:
-        return type(self).task_family  # type: ignore[attr-defined, no-any-return]
+        return type(self).task_family  # type: ignore[return-value]
 
     @property
     def task_id(self) -> str:
