@@ -81,7 +81,7 @@ def build(
         check: like ``dry_run``, but the exit status is 1 when anything would run.
         touch: record the current outputs as up to date without running anything.
         explain: with ``dry_run``, give every reason and why up-to-date tasks are up to date.
-        reporter: where output goes; a quiet one by default.
+        reporter: where output goes: task lines and a summary on stdout by default.
 
     Returns:
         A BuildResult; a task failure is in it, never raised.
@@ -89,7 +89,7 @@ def build(
     started = time.perf_counter()
     roots = [tasks] if isinstance(tasks, Task) else list(tasks)
     if reporter is None:
-        reporter = Reporter(quiet=True)
+        reporter = Reporter()
     jobs = int(luigi_options.pop("workers", jobs) or 1)
     graph = build_graph(roots)
     readonly = dry_run or check

@@ -86,7 +86,13 @@ def decide(task: Task, ctx: Context) -> Decision:
     outputs = ctx.graph.outputs[tid]
     if isinstance(task, ExternalTask) or getattr(task, "run", None) is None:
         d.kind = "external"
-        d.missing_external = [_name(o) for o in outputs if not o.exists()]
+        if type(task).complete not in _BUILTIN_COMPLETE:
+            if not task.complete():
+                d.missing_external = [f"{tid} (its complete() returned False)"]
+        elif not outputs:
+            d.missing_external = [f"{tid} (an external task with no outputs is never complete)"]
+        else:
+            d.missing_external = [_name(o) for o in outputs if not o.exists()]
         return d
     if isinstance(task, WrapperTask) and not outputs:
         d.kind = "wrapper"
