@@ -114,8 +114,9 @@ def build(
         if touch:
             return _touch(plan, ctx, reporter)
         if plan.missing and not keep_going:
-            reporter.missing(plan.missing)
-            return BuildResult(plan, exit_status=EXIT_FAILED)
+            results = _not_started(plan)
+            reporter.summary(results, time.perf_counter() - started, plan.missing)
+            return BuildResult(plan, results, exit_status=EXIT_FAILED)
         executor = Executor(plan, ctx, reporter, keep_going=keep_going)
         results = executor.execute()
         manifest.save(stats=ctx.fingerprints.updates)
@@ -126,6 +127,23 @@ def build(
         return BuildResult(plan, results, EXIT_FAILED if bad else EXIT_OK)
     finally:
         manifest.close()
+
+
+def _not_started(plan: Plan) -> dict[str, TaskResult]:
+    """Results for a run refused before it began because an external input is missing."""
+    results = {}
+    for tid in plan.graph.order:
+        d = plan.decisions[tid]
+        if d.missing_external:
+            results[tid] = TaskResult(
+                tid, "missing-external", d, error=", ".join(d.missing_external)
+            )
+        elif d.kind == "external":
+            results[tid] = TaskResult(tid, "external", d)
+        else:
+            why = "not started: a missing external input (use -k to run what does not need it)"
+            results[tid] = TaskResult(tid, "skipped", d, error=why)
+    return results
 
 
 def _touch(plan: Plan, ctx: Context, reporter: Reporter) -> BuildResult:

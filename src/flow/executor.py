@@ -154,12 +154,12 @@ class Executor:
                 yielded = ret.send(value)
             except StopIteration:
                 return
-            reqs = (
-                yielded.flat_requirements
-                if isinstance(yielded, DynamicRequirements)
-                else flatten(yielded)
-            )
-            self._build_dynamic(task, reqs)
+            if isinstance(yielded, DynamicRequirements):
+                # Luigi's custom_complete lets a task vouch for many requirements at once.
+                if yielded.custom_complete is None or not yielded.complete():
+                    self._build_dynamic(task, yielded.flat_requirements)
+            else:
+                self._build_dynamic(task, flatten(yielded))
             value = map_structure(lambda t: t.output(), getattr(yielded, "requirements", yielded))
 
     def _build_dynamic(self, parent: Task, reqs: list[Task]) -> None:

@@ -138,10 +138,9 @@ def collect_tasks(module: ModuleType) -> list[type]:
     return out
 
 
-def _kebab(name: str) -> str:
-    return (
-        "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-").replace("_", "-")
-    )
+def _loose(name: str) -> str:
+    """A name with case, dashes and underscores folded: `http-fetch` matches `HTTPFetch`."""
+    return name.replace("-", "").replace("_", "").lower()
 
 
 def find_task(flowfile: Flowfile, name: str) -> Any:
@@ -151,7 +150,7 @@ def find_task(flowfile: Flowfile, name: str) -> Any:
         lambda c: c.task_family == name,
         lambda c: c.__name__ == name,
         lambda c: c.task_family.lower() == name.lower() or c.__name__.lower() == name.lower(),
-        lambda c: _kebab(c.__name__) == name.lower() or _kebab(c.task_family) == name.lower(),
+        lambda c: _loose(c.__name__) == _loose(name) or _loose(c.task_family) == _loose(name),
     ):
         found = [c for c in tasks if match(c)]
         # Prefer the Flowfile's own classes over imported ones of the same name.

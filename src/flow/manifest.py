@@ -124,6 +124,9 @@ class Manifest:
         size = os.path.getsize(self.path)
         if size == 0:
             return
+        with open(self.path, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00" or size < 100:  # 100: the header's length
+                raise sqlite3.DatabaseError("file is not a database")
         pages = db.execute("PRAGMA page_count").fetchone()[0]
         page_size = db.execute("PRAGMA page_size").fetchone()[0]
         if pages * page_size > size:

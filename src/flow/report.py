@@ -55,8 +55,11 @@ class Reporter:
     def _line(self, text: str, stream: IO[str] | None = None) -> None:
         self._clear_status()
         stream = stream or self.out
-        stream.write(text + "\n")
-        stream.flush()
+        try:
+            stream.write(text + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            _reader_left(stream)
 
     def _clear_status(self) -> None:
         if self._status_shown:
@@ -99,17 +102,13 @@ class Reporter:
         self, results: dict[str, TaskResult], elapsed: float, missing: dict[str, list[str]]
     ) -> None:
         counts = _count(results)
+        self.missing(missing)
         if self.json_mode:
             self.doc["tasks"] = [_result_json(r) for r in results.values()]
             self.doc["summary"] = counts | {"seconds": round(elapsed, 4)}
             return
-        self.missing(missing)
-        if (
-            counts["ran"]
-            == counts["failed"]
-            == counts["skipped"]
-            == counts["missing_external"]
-            == 0
+        if not (
+            counts["ran"] or counts["failed"] or counts["skipped"] or counts["missing_external"]
         ):
             if not self.quiet:
                 self._line(f"flow: everything is up to date ({_plural(counts['total'], 'task')})")
@@ -191,8 +190,7 @@ class Reporter:
         """Print the collected JSON document (``--json``)."""
         if self.json_mode:
             self.doc.update(extra)
-            self.out.write(json.dumps(self.doc, indent=2, ensure_ascii=False) + "\n")
-            self.out.flush()
+            self._line(json.dumps(self.doc, indent=2, ensure_ascii=False))
 
     def text(self, text: str) -> None:
         """Plain output (listings, graphs), unaffected by --quiet."""
@@ -259,6 +257,17 @@ def _result_json(r: TaskResult) -> dict[str, Any]:
         "seconds": round(r.duration, 4),
         **({"error": r.error} if r.error else {}),
     }
+
+
+def _reader_left(stream: IO[str]) -> None:
+    """`flow ... | head -1`: the reader went away. The build goes on; its output goes nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _isatty(stream: IO[str]) -> bool:
