@@ -24,72 +24,85 @@ class _Group:
 
 def parse_tokens(tokens: list[str], flowfile: Flowfile) -> list[Task]:
     """The tasks a command line names (the default task when it names none)."""
-    groups: list[_Group] = []
-    overrides: dict[tuple[str, str], Any] = {}
+    parser = _Parser(tokens, flowfile)
+    parser.parse()
+    set_class_overrides(parser.overrides)
+    return [g.cls(**g.values) for g in parser.groups]
 
-    def current() -> _Group:
-        if not groups:
-            default = flowfile.default_task
+
+class _Parser:
+    """Walks the words once; parameters attach to the task named last."""
+
+    def __init__(self, tokens: list[str], flowfile: Flowfile) -> None:
+        self.tokens = tokens
+        self.flowfile = flowfile
+        self.pos = 0
+        self.groups: list[_Group] = []
+        self.overrides: dict[tuple[str, str], Any] = {}
+
+    def parse(self) -> None:
+        while self.pos < len(self.tokens):
+            tok = self.tokens[self.pos]
+            self.pos += 1
+            if tok.startswith("--") and len(tok) > 2:
+                self._option(tok[2:])
+            elif tok.startswith("-") and len(tok) > 1 and "=" not in tok:
+                raise UsageError(f"unknown option {tok}; flow --help lists the options")
+            elif "=" in tok:
+                self._assignment(*tok.split("=", 1))
+            else:
+                self.groups.append(_Group(find_task(self.flowfile, tok)))
+        self._current()  # no task named: the default one
+
+    def _current(self) -> _Group:
+        if not self.groups:
+            default = self.flowfile.default_task
             if default is None:
-                raise UsageError(f"{flowfile.path} defines no tasks; add a flow.Task subclass")
-            groups.append(_Group(default))
-        return groups[-1]
+                raise UsageError(f"{self.flowfile.path} defines no tasks; add a flow.Task subclass")
+            self.groups.append(_Group(default))
+        return self.groups[-1]
 
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        i += 1
-        if tok.startswith("--") and len(tok) > 2:
-            name, eq, value = tok[2:].partition("=")
-            group = current()
-            param, pname, negated = _lookup_option(group.cls, name)
-            if param is not None:
-                if eq:
-                    text = value
-                elif isinstance(param, BoolParameter):
-                    text = "false" if negated else "true"
-                elif i < len(tokens):
-                    text = tokens[i]
-                    i += 1
-                else:
-                    raise UsageError(
-                        f"--{name} needs a value ({param.expected}), e.g. --{name} {param.example}"
-                    )
-                _set(group.values, pname, param.parse_cli(text, group.cls.task_family), group.cls)  # type: ignore[attr-defined]
-                continue
-            target = _luigi_class_option(name, flowfile)
-            if target is None:
-                raise ParameterError(
-                    _unknown_param_message(group.cls, name.replace("-", "_")) + f" (from --{name})"
-                )
-            cls, pname = target
-            if not eq and isinstance(_param(cls, pname), BoolParameter):
-                value = "true"
-            elif not eq:
-                if i >= len(tokens):
-                    raise UsageError(f"--{name} needs a value")
-                value = tokens[i]
-                i += 1
-            family: str = cls.task_family  # type: ignore[attr-defined]
-            overrides[(family, pname)] = _param(cls, pname).parse_cli(value, family)
-        elif tok.startswith("-") and len(tok) > 1 and "=" not in tok:
-            raise UsageError(f"unknown option {tok}; flow --help lists the options")
-        elif "=" in tok:
-            name, _, value = tok.partition("=")
-            if "." in name:
-                family, _, pname = name.rpartition(".")
-                cls = find_task(flowfile, family)
-                param = _param(cls, pname)
-                overrides[(cls.task_family, pname)] = param.parse_cli(value, cls.task_family)  # type: ignore[attr-defined]
-                continue
-            group = current()
-            param = _param(group.cls, name)
-            _set(group.values, name, param.parse_cli(value, group.cls.task_family), group.cls)  # type: ignore[attr-defined]
-        else:
-            groups.append(_Group(find_task(flowfile, tok)))
-    current()
-    set_class_overrides(overrides)
-    return [g.cls(**g.values) for g in groups]
+    def _option(self, body: str) -> None:
+        """``--n 20``, ``--n=20``, ``--flag``, ``--no-flag``, or Luigi's ``--Task-param v``."""
+        name, eq, value = body.partition("=")
+        group = self._current()
+        param, pname, negated = _lookup_option(group.cls, name)
+        if param is not None:
+            text = value if eq else self._value(name, param, negated)
+            _set(group.values, pname, param.parse_cli(text, group.cls.task_family), group.cls)
+            return
+        target = _luigi_class_option(name, self.flowfile)
+        if target is None:
+            message = _unknown_param_message(group.cls, name.replace("-", "_"))
+            raise ParameterError(f"{message} (from --{name})")
+        cls, pname = target
+        param = _param(cls, pname)
+        text = value if eq else self._value(name, param, False)
+        self.overrides[(cls.task_family, pname)] = param.parse_cli(text, cls.task_family)
+
+    def _value(self, name: str, param: Parameter, negated: bool) -> str:
+        """The value of ``--name``: implied for a boolean, else the next word."""
+        if isinstance(param, BoolParameter):
+            return "false" if negated else "true"
+        if self.pos >= len(self.tokens):
+            raise UsageError(
+                f"--{name} needs a value ({param.expected}), e.g. --{name} {param.example}"
+            )
+        self.pos += 1
+        return self.tokens[self.pos - 1]
+
+    def _assignment(self, name: str, text: str) -> None:
+        """``n=20`` for the current task, or ``Task.param=value`` for a class."""
+        if "." in name:
+            family, _, pname = name.rpartition(".")
+            cls = find_task(self.flowfile, family)
+            self.overrides[(cls.task_family, pname)] = _param(cls, pname).parse_cli(
+                text, cls.task_family
+            )
+            return
+        group = self._current()
+        param = _param(group.cls, name)
+        _set(group.values, name, param.parse_cli(text, group.cls.task_family), group.cls)
 
 
 def _param(cls: type, name: str) -> Parameter:
@@ -116,7 +129,7 @@ def _lookup_option(cls: type, name: str) -> tuple[Parameter | None, str, bool]:
     return None, pname, False
 
 
-def _luigi_class_option(name: str, flowfile: Flowfile) -> tuple[type, str] | None:
+def _luigi_class_option(name: str, flowfile: Flowfile) -> tuple[Any, str] | None:
     """Luigi's ``--Task-param`` (``--examples.Task-some-param``): try each dash as the split."""
     for k in range(len(name)):
         if name[k] != "-":
