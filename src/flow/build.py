@@ -113,6 +113,8 @@ def build(
             return BuildResult(plan, exit_status=status)
         if touch:
             return _touch(plan, ctx, reporter)
+        if explain:  # like ninja's -d explain: say why before doing it
+            reporter.plan(plan, explain=True)
         if plan.missing and not keep_going:
             results = _not_started(plan)
             reporter.summary(results, time.perf_counter() - started, plan.missing)

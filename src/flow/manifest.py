@@ -235,6 +235,10 @@ class Manifest:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         rel = path.lstrip(os.sep).replace("..", "__")
         dest = os.path.join(self.directory, "backup", stamp, rel)
+        n = 0
+        while os.path.lexists(dest):  # two backups of one file within a second: keep both
+            n += 1
+            dest = os.path.join(self.directory, "backup", f"{stamp}.{n}", rel)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         if os.path.isdir(path):
             shutil.copytree(path, dest, dirs_exist_ok=True)
