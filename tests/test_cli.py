@@ -1255,3 +1255,125 @@ def test_stdout_closed_early_during_a_run_gives_no_traceback(project):
     assert status in (0, 141), f"flow exited {status}"
     assert proc.stdout.count("\n") == 1
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+DYNAMIC_AND_WRAPPER = """
+class Part(flow.Task):
+    i = flow.IntParameter()
+    def output(self):
+        return flow.LocalTarget(f"part{self.i}.txt")
+    def run(self):
+        with self.output().open("w") as f:
+            f.write(str(self.i))
+
+class Gather(flow.Task):
+    def output(self):
+        return flow.LocalTarget("gather.txt")
+    def run(self):
+        parts = yield [Part(i=1), Part(i=2)]
+        with self.output().open("w") as f:
+            f.write(",".join(p.open().read() for p in parts))
+
+class All(flow.WrapperTask):
+    def requires(self):
+        return [Part(i=3), Gather()]
+"""
+
+
+def test_progress_counter_grows_with_dynamic_dependencies_and_ends_at_its_total(project):
+    """[k/N] counts finished runs; dynamic dependencies raise N, so the last line reads [N/N]."""
+    project.flowfile(DYNAMIC_AND_WRAPPER)
+    proc = project.run("Gather")
+    assert proc.returncode == 0, proc.stderr
+    counters = re.findall(r"^\[(\d+)/(\d+)\]", proc.stdout, re.M)
+    assert [int(k) for k, _ in counters] == [1, 2, 3]
+    assert counters[-1] == ("3", "3")
+    assert project.read("gather.txt") == "1,2"
+
+
+def test_plan_and_summary_count_the_same_tasks_when_a_wrapper_is_involved(project):
+    """A wrapper has nothing of its own to run: neither the plan nor the summary counts it."""
+    project.flowfile(DYNAMIC_AND_WRAPPER)
+    code, plan = project.run_json("-n", "All")
+    assert code == 0
+    assert plan["would_run"] == ["Part(i=3)", "Gather()"]
+    code, doc = project.run_json("All")
+    assert code == 0
+    assert doc["summary"]["total"] == 4  # Part 3, Gather, and Gather's two dynamic parts
+    assert doc["summary"]["ran"] == 4
+
+
+def test_graph_shows_a_wrapper_over_stale_tasks_as_stale(project):
+    project.flowfile(DYNAMIC_AND_WRAPPER)
+    proc = project.run("--graph", "json", "All")
+    nodes = {n["task"]: n["status"] for n in json.loads(proc.stdout)["nodes"]}
+    assert nodes["All()"] == "stale: upstream"
+    assert project.run("All").returncode == 0
+    proc = project.run("--graph", "json", "All")
+    nodes = {n["task"]: n["status"] for n in json.loads(proc.stdout)["nodes"]}
+    assert nodes["All()"] == "up to date"
+
+
+def test_dry_run_json_lists_missing_external_inputs(project):
+    project.flowfile(
+        """
+        class Raw(flow.ExternalTask):
+            def output(self):
+                return flow.LocalTarget("raw.csv")
+        class Use(flow.Task):
+            def requires(self):
+                return Raw()
+            def output(self):
+                return flow.LocalTarget("use.txt")
+        """
+    )
+    code, doc = project.run_json("-n", "Use")
+    assert code == 1
+    assert doc["missing_external"] == [{"output": "raw.csv", "needed_by": ["Use()"]}]
+
+
+def test_custom_target_whose_fingerprint_raises_gives_a_clean_error(project):
+    """A bug in a user's fingerprint() is reported with the user's traceback, not flow's."""
+    project.flowfile(
+        """
+        class Broken(flow.Target):
+            key = "broken"
+            def exists(self):
+                return True
+            def fingerprint(self):
+                raise RuntimeError("no metadata")
+        class Up(flow.Task):
+            def output(self):
+                return Broken()
+        class Down(flow.Task):
+            def requires(self):
+                return Up()
+            def output(self):
+                return flow.LocalTarget("down.txt")
+        """
+    )
+    proc = project.run("Down")
+    assert proc.returncode == 2
+    assert "RuntimeError: no metadata" in proc.stderr
+    assert "fingerprint() raised" in proc.stderr
+    assert "/flow/fingerprint.py" not in proc.stderr
+
+
+def test_explain_says_an_existence_only_target_has_no_content_record(project):
+    project.flowfile(
+        """
+        import os
+        class Exists(flow.Target):
+            def exists(self):
+                return os.path.exists("marker")
+        class Mark(flow.Task):
+            def output(self):
+                return Exists()
+            def run(self):
+                open("marker", "w").close()
+        """
+    )
+    assert project.run("Mark").returncode == 0
+    proc = project.run("-n", "--explain", "Mark")
+    assert "no content record" in proc.stdout
+    assert "match the record" not in proc.stdout

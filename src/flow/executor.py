@@ -42,6 +42,15 @@ class Events(Protocol):
 
 
 @dataclass
+class Progress:
+    """The ``[k/N]`` counter: k counts finished runs (as ninja does); N grows when dynamic
+    dependencies add work."""
+
+    done: int = 0
+    total: int = 0
+
+
+@dataclass
 class Executor:
     """Runs a plan's stale tasks, one at a time, in the main process (``-j 1``)."""
 
@@ -50,7 +59,11 @@ class Executor:
     events: Events
     keep_going: bool = False
     results: dict[str, TaskResult] = field(default_factory=dict)
-    _counter: int = 0
+    progress: Progress | None = None
+
+    def __post_init__(self) -> None:
+        if self.progress is None:
+            self.progress = Progress(total=len(self.plan.to_run))
 
     def execute(self) -> dict[str, TaskResult]:
         graph = self.plan.graph
@@ -111,9 +124,9 @@ class Executor:
 
     def _run(self, task: Task, d: Decision) -> TaskResult:
         tid = task.task_id
-        self._counter += 1
-        k, n = self._counter, max(len(self.plan.to_run), self._counter)
-        self.events.task_started(tid, k, n)
+        progress = self.progress
+        assert progress is not None
+        self.events.task_started(tid, progress.done + 1, max(progress.total, progress.done + 1))
         outputs = self.plan.graph.outputs[tid]
         before = {o.path: _stat(o.path) for o in outputs if hasattr(o, "path")}
         start = time.perf_counter()
@@ -130,7 +143,7 @@ class Executor:
             if not isinstance(exc, Exception):
                 raise  # KeyboardInterrupt, SystemExit: the caller stops the run
             result = TaskResult(tid, "failed", d, time.perf_counter() - start, _failure_text(exc))
-            self.events.task_finished(result, k, n)
+            self._finished(result)
             _call_hook(task.on_failure, exc)
             return result
         result = TaskResult(tid, "ran", d, time.perf_counter() - start)
@@ -139,7 +152,7 @@ class Executor:
             if key is not None:
                 self.ctx.fingerprints.forget(key)
         self._record(task, d)
-        self.events.task_finished(result, k, n)
+        self._finished(result)
         _call_hook(task.on_success)
         return result
 
@@ -165,10 +178,11 @@ class Executor:
     def _build_dynamic(self, parent: Task, reqs: list[Task]) -> None:
         graph = build_graph(reqs)
         sub_ctx = Context(graph, self.ctx.manifest, self.ctx.fingerprints, self.ctx.code)
-        sub = Executor(make_plan(graph, sub_ctx), sub_ctx, self.events, self.keep_going)
-        sub._counter = self._counter
+        sub_plan = make_plan(graph, sub_ctx)
+        assert self.progress is not None
+        self.progress.total += len(sub_plan.to_run)
+        sub = Executor(sub_plan, sub_ctx, self.events, self.keep_going, progress=self.progress)
         results = sub.execute()
-        self._counter = sub._counter
         for tid, r in results.items():
             self.results.setdefault(tid, r)
         bad = [
@@ -180,6 +194,13 @@ class Executor:
             raise TaskFailure(
                 f"dynamic dependencies of {parent.task_id} did not complete: {', '.join(bad)}"
             )
+
+    def _finished(self, result: TaskResult) -> None:
+        progress = self.progress
+        assert progress is not None
+        progress.done += 1
+        progress.total = max(progress.total, progress.done)
+        self.events.task_finished(result, progress.done, progress.total)
 
     def _record(self, task: Task, d: Decision) -> None:
         records = []

@@ -76,7 +76,7 @@ class Fingerprinter:
         key = getattr(target, "key", None)
         if key is not None and key in self._memo:
             return self._memo[key]
-        value = fp()
+        value = _user_fingerprint(target, fp)
         if key is not None:
             self._memo[key] = value
         return value  # type: ignore[no-any-return]
@@ -128,6 +128,21 @@ class Fingerprinter:
             return os.stat(path).st_mtime_ns
         except OSError:
             return None
+
+
+def _user_fingerprint(target: Any, fp: Any) -> str | None:
+    """A custom target's own fingerprint; None while it does not exist, a clean error if it fails."""
+    from .errors import FlowError
+    from .flowfile import user_traceback
+
+    try:
+        if not target.exists():
+            return None
+        return fp()  # type: ignore[no-any-return]
+    except Exception as exc:
+        raise FlowError(
+            f"{target!r}.fingerprint() raised an error:\n{user_traceback(exc)}"
+        ) from None
 
 
 class CodeHasher:

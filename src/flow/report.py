@@ -148,11 +148,12 @@ class Reporter:
     # -- plans --------------------------------------------------------------------------------
     def plan(self, plan: Plan, explain: bool = False) -> None:
         """A dry run: what would run, in order, each with its reason (all reasons with ``explain``)."""
+        self.missing(plan.missing)
         if self.json_mode:
-            self.doc["plan"] = [_decision_json(plan, tid) for tid in plan.graph.order]
+            run = set(plan.to_run)
+            self.doc["plan"] = [_decision_json(plan, tid, tid in run) for tid in plan.graph.order]
             self.doc["would_run"] = list(plan.to_run)
             return
-        self.missing(plan.missing)
         for tid in plan.graph.order:
             for key in plan.decisions[tid].modified:
                 if not plan.decisions[tid].stale:
@@ -203,6 +204,8 @@ def _why_up_to_date(plan: Plan, tid: str) -> str:
         return _UP_TO_DATE_WHY[d.kind]
     if d.adopt:
         return _UP_TO_DATE_WHY["adopted"]
+    if all(getattr(o, "key", None) is None for o in plan.graph.outputs[tid]):
+        return _UP_TO_DATE_WHY["unrecorded"]
     if d.modified:
         return f"output-modified: {', '.join(d.modified)} (kept; not a reason to rerun)"
     if not d.params and not d.code:
@@ -220,8 +223,8 @@ def _count(results: dict[str, TaskResult]) -> dict[str, int]:
         "missing_external": 0,
     }
     for r in results.values():
-        if r.status == "external":
-            continue
+        if r.status == "external" or (r.decision is not None and r.decision.kind == "wrapper"):
+            continue  # nothing of its own to run
         counts["total"] += 1
         counts[r.status.replace("-", "_")] += 1
     return counts
@@ -235,7 +238,7 @@ def _reasons_json(d: Any) -> list[dict[str, str]]:
     return [{"kind": r.kind, "detail": r.detail} for r in d.reasons] if d else []
 
 
-def _decision_json(plan: Plan, tid: str) -> dict[str, Any]:
+def _decision_json(plan: Plan, tid: str, would_run: bool) -> dict[str, Any]:
     d = plan.decisions[tid]
     task = plan.graph.tasks[tid]
     return {
@@ -243,7 +246,7 @@ def _decision_json(plan: Plan, tid: str) -> dict[str, Any]:
         "family": task.task_family,
         "params": task.to_str_params(),
         "kind": d.kind,
-        "would_run": tid in set(plan.to_run),
+        "would_run": would_run,
         "reasons": _reasons_json(d),
         "deps": plan.graph.deps[tid],
     }
@@ -339,6 +342,8 @@ def render_graph(plan: Plan | None, fmt: str) -> str:
         d = plan.decisions[tid]
         if d.kind == "external":
             return "missing external" if d.missing_external else "external"
+        if d.kind == "wrapper":
+            return "stale: upstream" if d.reasons else "up to date"
         if tid in run:
             return f"stale: {d.reasons[0].kind}" if d.reasons else "stale"
         return "up to date"
