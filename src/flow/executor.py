@@ -78,7 +78,9 @@ class Executor:
                     why = skip.get(
                         tid, "not started: an earlier task failed (use -k to keep going)"
                     )
-                    self.results[tid] = TaskResult(tid, "skipped", error=why)
+                    self.results[tid] = TaskResult(
+                        tid, "skipped", self.plan.decisions[tid], error=why
+                    )
                     result = self.results[tid]
                 else:
                     result = self._one(tid)

@@ -101,6 +101,13 @@ class Reporter:
     def summary(
         self, results: dict[str, TaskResult], elapsed: float, missing: dict[str, list[str]]
     ) -> None:
+        # Externals and wrappers have nothing of their own to run: they are not counted as tasks.
+        results = {
+            t: r
+            for t, r in results.items()
+            if r.status != "external"
+            and not (r.decision is not None and r.decision.kind == "wrapper")
+        }
         counts = _count(results)
         self.missing(missing)
         if self.json_mode:
@@ -223,8 +230,6 @@ def _count(results: dict[str, TaskResult]) -> dict[str, int]:
         "missing_external": 0,
     }
     for r in results.values():
-        if r.status == "external" or (r.decision is not None and r.decision.kind == "wrapper"):
-            continue  # nothing of its own to run
         counts["total"] += 1
         counts[r.status.replace("-", "_")] += 1
     return counts
