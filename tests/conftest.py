@@ -13,6 +13,34 @@ import pytest
 
 FLOW = [sys.executable, "-m", "flow"]
 
+# The seed pipeline of SPEC §1 (with a docstring and a description for the listing tests).
+SEED = '''
+class PrintNumbers(flow.Task):
+    n = flow.IntParameter(default=10)
+    def output(self):
+        return flow.LocalTarget(f"out/numbers_upto_{self.n}.txt")
+    def run(self):
+        with self.output().open("w") as f:
+            for i in range(1, self.n + 1):
+                f.write(f"{i}\\n")
+
+class SquaredNumbers(flow.Task):
+    """Square every number up to n.
+
+    The second docstring line is only in the full doc.
+    """
+    n = flow.IntParameter(default=10, description="how many numbers")
+    def requires(self):
+        return [PrintNumbers(n=self.n)]
+    def output(self):
+        return flow.LocalTarget("out/squares.txt")
+    def run(self):
+        with self.input()[0].open() as fin, self.output().open("w") as fout:
+            for line in fin:
+                k = int(line)
+                fout.write(f"{k}: {k * k}\\n")
+'''
+
 
 class Project:
     """A temporary project: write its Flowfile and files, run `flow` in it as a user would."""
@@ -32,10 +60,21 @@ class Project:
     def read(self, name: str) -> str:
         return (self.root / name).read_text()
 
-    def run(self, *args: str, cwd: Path | None = None, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        timeout: float = 60,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
         return subprocess.run(
-            [*FLOW, *args], cwd=cwd or self.root, capture_output=True, text=True, timeout=timeout, env=full_env
+            [*FLOW, *args],
+            cwd=cwd or self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=full_env,
         )
 
     def run_json(self, *args: str) -> tuple[int, dict]:
@@ -43,7 +82,9 @@ class Project:
         try:
             return proc.returncode, json.loads(proc.stdout)
         except json.JSONDecodeError:
-            raise AssertionError(f"not JSON (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from None
+            raise AssertionError(
+                f"not JSON (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            ) from None
 
     def ran(self, *args: str) -> list[str]:
         """Run flow --json and return the ids of the tasks that ran, in order."""

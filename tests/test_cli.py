@@ -14,34 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FLOW
-
-SEED = '''
-class PrintNumbers(flow.Task):
-    n = flow.IntParameter(default=10)
-    def output(self):
-        return flow.LocalTarget(f"out/numbers_upto_{self.n}.txt")
-    def run(self):
-        with self.output().open("w") as f:
-            for i in range(1, self.n + 1):
-                f.write(f"{i}\\n")
-
-class SquaredNumbers(flow.Task):
-    """Square every number up to n.
-
-    The second docstring line is only in the full doc.
-    """
-    n = flow.IntParameter(default=10, description="how many numbers")
-    def requires(self):
-        return [PrintNumbers(n=self.n)]
-    def output(self):
-        return flow.LocalTarget("out/squares.txt")
-    def run(self):
-        with self.input()[0].open() as fin, self.output().open("w") as fout:
-            for line in fin:
-                k = int(line)
-                fout.write(f"{k}: {k * k}\\n")
-'''
+from conftest import FLOW, SEED
 
 # Frames of flow's own package must never reach the user.
 FLOW_FRAMES = re.compile(r"(site-packages/flow/|src/flow/)")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SEED
+
 # A writes out/a.txt from the constant TEXT; B copies it to out/b.txt and appends to log.txt, so the
 # log counts how many times B really ran.
 CHAIN = """
@@ -33,28 +35,6 @@ class B(flow.Task):
             fout.write(fin.read().upper())
 """
 
-SEED = """
-class PrintNumbers(flow.Task):
-    n = flow.IntParameter(default=10)
-    def output(self):
-        return flow.LocalTarget(f"out/numbers_upto_{self.n}.txt")
-    def run(self):
-        with self.output().open("w") as f:
-            for i in range(1, self.n + 1):
-                f.write(f"{i}\\n")
-
-class SquaredNumbers(flow.Task):
-    n = flow.IntParameter(default=10)
-    def requires(self):
-        return [PrintNumbers(n=self.n)]
-    def output(self):
-        return flow.LocalTarget("out/squares.txt")
-    def run(self):
-        with self.input()[0].open() as fin, self.output().open("w") as fout:
-            for line in fin:
-                k = int(line)
-                fout.write(f"{k}: {k * k}\\n")
-"""
 
 # Concat reads every data/*.txt through flow.Files and joins them into out/all.txt.
 FILES = """
