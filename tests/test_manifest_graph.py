@@ -749,3 +749,12 @@ def test_fingerprinter_target_hashes_local_targets_by_content(tmp_path, monkeypa
     fp = Fingerprinter(no_cache)
     assert fp.target(flow.LocalTarget("x.txt")) == fp.target(flow.LocalTarget("y.txt"))
     assert fp.target(flow.LocalTarget("x.txt")) == hash_file("x.txt")
+
+
+def test_flow_own_classes_do_not_count_even_when_the_project_contains_flow(tmp_path):
+    """Run inside a checkout of flow itself: flow's package is under the root, yet not project code."""
+    import os
+
+    flow_checkout_root = os.path.dirname(os.path.dirname(os.path.dirname(flow.__file__)))
+    hasher = CodeHasher(flow_checkout_root)
+    assert not hasher.is_project_file(flow.__file__)
