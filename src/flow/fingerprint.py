@@ -18,6 +18,7 @@ from .target import TMP_SUFFIX, LocalTarget
 # the filesystem's timestamp granularity without its stat changing: re-hash it next time.
 RACY_NS = 2_000_000_000
 _CHUNK = 1 << 20
+_FLOW_PKG = os.path.dirname(os.path.realpath(__file__)) + os.sep
 
 
 @dataclass(slots=True)
@@ -179,6 +180,7 @@ class CodeHasher:
         real = os.path.realpath(filename)
         return (
             real.startswith(self.root)
+            and not real.startswith(_FLOW_PKG)  # flow's own source, even in a checkout of flow
             and "site-packages" not in real
             and "dist-packages" not in real
         )
