@@ -142,11 +142,9 @@ def _compare(
     if rec.params != d.params:
         changed.setdefault("params-changed", []).append(_params_delta(rec.params, d.params))
     if rec.code != d.code:
-        detail = (
-            f"code of {rec.family} changed"
-            if rec.family == type(ctx.graph.tasks[d.task_id]).task_family
-            else f"{out.key} was produced by {rec.family}"
-        )  # type: ignore[attr-defined]
+        family = ctx.graph.tasks[d.task_id].task_family
+        same = rec.family == family
+        detail = f"code of {family} changed" if same else f"{out.key} was produced by {rec.family}"
         changed.setdefault("code-changed", []).append(detail)
     if rec.inputs != d.inputs:
         keys = sorted(set(rec.inputs) | set(d.inputs))
