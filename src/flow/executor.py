@@ -66,6 +66,8 @@ class Executor:
             self.progress = Progress(total=len(self.plan.to_run))
 
     def execute(self) -> dict[str, TaskResult]:
+        if not self.plan.to_run and not self.plan.blocked:
+            return self._nothing_to_run()
         graph = self.plan.graph
         down = graph.dependents()
         skip: dict[str, str] = {}  # task id -> why it will not run
@@ -92,6 +94,12 @@ class Executor:
                 sorter.done(tid)
         return self.results
 
+    def _nothing_to_run(self) -> dict[str, TaskResult]:
+        """The no-op path: the plan's verdicts stand; only adopted outputs need recording."""
+        for tid in self.plan.graph.order:
+            self._settle(self.plan.graph.tasks[tid], self.plan.decisions[tid])
+        return self.results
+
     def _one(self, tid: str) -> TaskResult:
         task = self.plan.graph.tasks[tid]
         if any(self.results[u].status == "ran" for u in self.plan.graph.deps[tid]):
@@ -100,6 +108,11 @@ class Executor:
             # Nothing upstream ran, so the plan's verdict stands (its forecast aside).
             planned = self.plan.decisions[tid]
             d = replace(planned, reasons=[r for r in planned.reasons if r.kind != "upstream"])
+        return self._settle(task, d)
+
+    def _settle(self, task: Task, d: Decision) -> TaskResult:
+        """Act on a decision: report an external, keep an up-to-date task, or run a stale one."""
+        tid = task.task_id
         if d.kind == "external":
             status = "missing-external" if d.missing_external else "external"
             return self._set(TaskResult(tid, status, d, error=", ".join(d.missing_external)))
