@@ -1350,3 +1350,13 @@ def test_explain_says_an_existence_only_target_has_no_content_record(project):
     proc = project.run("-n", "--explain", "Mark")
     assert "no content record" in proc.stdout
     assert "match the record" not in proc.stdout
+
+
+@pytest.mark.parametrize("option", [["-w"], ["--watch"], ["--dask", "local"]])
+def test_options_not_yet_available_are_refused_clearly(project, option):
+    """Watch mode and Dask are SPEC options still to come: they exit 2 saying so, run nothing."""
+    project.flowfile(SEED)
+    proc = project.run(*option, "SquaredNumbers")
+    assert proc.returncode == 2
+    assert "not available" in proc.stderr
+    assert not (project.root / "out").exists()
