@@ -1360,3 +1360,37 @@ def test_options_not_yet_available_are_refused_clearly(project, option):
     assert proc.returncode == 2
     assert "not available" in proc.stderr
     assert not (project.root / "out").exists()
+
+
+def test_run_calling_exit_is_a_task_failure_not_the_end_of_flow(project):
+    """sys.exit() inside run() fails that task; flow still reports and exits 1."""
+    project.flowfile(
+        """
+        import sys
+        class Quits(flow.Task):
+            def output(self):
+                return flow.LocalTarget("q.txt")
+            def run(self):
+                sys.exit(3)
+        """
+    )
+    code, doc = project.run_json("Quits")
+    assert code == 1
+    assert [t["status"] for t in doc["tasks"]] == ["failed"]
+    assert "exit(3)" in doc["tasks"][0]["error"]
+
+
+def test_bad_parameter_inside_requires_names_the_task_whose_requires_it_is(project):
+    project.flowfile(
+        """
+        class Leaf(flow.Task):
+            n = flow.IntParameter()
+        class Root(flow.Task):
+            def requires(self):
+                return Leaf(m=1)
+        """
+    )
+    proc = project.run("Root")
+    assert proc.returncode == 2
+    assert "Root().requires()" in proc.stderr
+    assert "unknown parameter 'm' for Leaf" in proc.stderr

@@ -11,13 +11,9 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from .errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, FlowError
+from .errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, FlowError, Terminated
 
 GRAPH_FORMATS = ("dot", "mermaid", "json")
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: stop like Ctrl-C, with exit status 143."""
 
 
 @click.command(

@@ -41,5 +41,9 @@ class MissingExternalError(FlowError):
     exit_status = EXIT_FAILED
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: stop like Ctrl-C, with exit status 143."""
+
+
 class TaskFailure(Exception):
     """Raised inside the executor for a task whose run() failed or left an output missing."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .decide import Context, Decision, decide
-from .errors import FlowError, TaskFailure
+from .errors import FlowError, TaskFailure, Terminated
 from .flowfile import user_traceback
 from .graph import build_graph
 from .manifest import Record
@@ -155,8 +155,8 @@ class Executor:
                 )
         except BaseException as exc:
             _remove_written(outputs, before)
-            if not isinstance(exc, Exception):
-                raise  # KeyboardInterrupt, SystemExit: the caller stops the run
+            if isinstance(exc, (KeyboardInterrupt, Terminated)):
+                raise  # the whole run stops; the caller reports it
             result = TaskResult(tid, "failed", d, time.perf_counter() - start, _failure_text(exc))
             self._finished(result)
             _call_hook(task.on_failure, exc)
@@ -256,6 +256,8 @@ def _remove_written(outputs: list[Any], before: dict[str, Any]) -> None:
 def _failure_text(exc: BaseException) -> str:
     if isinstance(exc, (TaskFailure, FlowError)):
         return str(exc)
+    if isinstance(exc, SystemExit):
+        return f"run() called exit({exc.code!r})"
     return user_traceback(exc)
 
 

@@ -86,8 +86,9 @@ def build_graph(roots: list[Task], known: TaskGraph | None = None) -> TaskGraph:
 def _call(task: Task, method: str) -> list[Any]:
     try:
         return flatten(getattr(task, method)())
-    except FlowError:
-        raise
+    except FlowError as exc:
+        # Say where: a bad parameter inside requires() is the Flowfile's bug, not the command's.
+        raise type(exc)(f"in {task.task_id}.{method}(): {exc}") from None
     except Exception as exc:
         raise GraphError(
             f"{task.task_id}.{method}() raised an error:\n{user_traceback(exc)}"
