@@ -709,3 +709,28 @@ def test_explain_without_dry_run_prints_the_reasons_and_then_builds(project):
     assert proc.returncode == 0, proc.stderr
     assert "params-changed: n 1 → 2" in proc.stdout
     assert project.read("a.txt") == "2"
+
+
+def test_an_output_that_lost_its_record_is_adopted_while_its_sibling_keeps_its_own(project):
+    """Two outputs, one record deleted: nothing is newer, so flow adopts it instead of rerunning."""
+    project.flowfile(
+        """
+        class Pair(flow.Task):
+            def output(self):
+                return [flow.LocalTarget("a.txt"), flow.LocalTarget("b.txt")]
+            def run(self):
+                for t in self.output():
+                    with t.open("w") as f:
+                        f.write("x")
+        """
+    )
+    assert project.ran("Pair") == ["Pair()"]
+    db = sqlite3.connect(project.root / ".flow" / "manifest.sqlite")
+    with db:
+        db.execute("DELETE FROM outputs WHERE key = 'b.txt'")
+    db.close()
+    assert project.ran("Pair") == []
+    db = sqlite3.connect(project.root / ".flow" / "manifest.sqlite")
+    keys = sorted(k for (k,) in db.execute("SELECT key FROM outputs"))
+    db.close()
+    assert keys == ["a.txt", "b.txt"]

@@ -124,8 +124,8 @@ def decide(task: Task, ctx: Context) -> Decision:
         newer = _newer_input(tid, unrecorded, ctx)
         if newer:
             add(Reason("no-record", newer))
-        elif len(unrecorded) == len(keyed):
-            d.adopt = True
+        else:
+            d.adopt = True  # recorded below if nothing else makes the task stale
     changed: dict[str, list[str]] = {}
     for out in keyed:
         rec = records[out.key]

@@ -123,7 +123,7 @@ class Executor:
                     f"(run with -B to rebuild it, or -t to accept it)"
                 )
         if not d.stale:
-            if d.adopt:
+            if d.adopt and not d.modified:  # never adopt a hand edit behind the user's back
                 self._record(task, d)
             return self._set(TaskResult(tid, "up-to-date", d))
         for key in d.modified:
