@@ -43,16 +43,6 @@ class Flowfile:
         own = [c for c in self.tasks if c.__module__ == self.module.__name__]
         return own[0] if own else None
 
-    def project_modules(self) -> list[str]:
-        """Files of the modules imported from the project (beside or below the Flowfile)."""
-        root = self.root + os.sep
-        out = []
-        for mod in list(sys.modules.values()):
-            fname = getattr(mod, "__file__", None)
-            if fname and fname.startswith(root) and "site-packages" not in fname:
-                out.append(fname)
-        return sorted(set(out))
-
 
 def find_flowfile(start: str) -> str:
     """The nearest ``Flowfile.py`` in ``start`` or a parent directory."""

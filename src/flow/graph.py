@@ -32,17 +32,6 @@ class TaskGraph:
                 down[up].append(tid)
         return down
 
-    def upstream_of(self, tids: list[str]) -> set[str]:
-        """The given tasks and everything they need, transitively."""
-        seen = set(tids)
-        stack = list(tids)
-        while stack:
-            for up in self.deps[stack.pop()]:
-                if up not in seen:
-                    seen.add(up)
-                    stack.append(up)
-        return seen
-
 
 def build_graph(roots: list[Task], known: TaskGraph | None = None) -> TaskGraph:
     """Expand the requirements of ``roots``; tasks already in ``known`` are not expanded again."""

@@ -19,11 +19,6 @@ class Plan:
     missing: dict[str, list[str]] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)  # tasks downstream of a missing external
 
-    @property
-    def up_to_date(self) -> list[str]:
-        run = set(self.to_run)
-        return [t for t in self.graph.order if t not in run and self.decisions[t].kind == "task"]
-
 
 def make_plan(graph: TaskGraph, ctx: Context) -> Plan:
     """Decide every task in dependency order; a task below one that will run is marked `upstream`."""

@@ -183,16 +183,13 @@ class Reporter:
                 for r in rest:
                     self._line(f"  {'':<{width}}  {r}")
         if explain:
-            up = [t for t in plan.graph.order if t not in set(plan.to_run)]
+            run = set(plan.to_run)
+            up = [t for t in plan.graph.order if t not in run]
             if up:
                 self._line("up to date:")
                 width = min(max(len(t) for t in up), 60)
                 for tid in up:
                     self._line(f"  {tid:<{width}}  {_why_up_to_date(plan, tid)}")
-
-    def check(self, plan: Plan) -> None:
-        """``--check``: the plan, briefly; the exit status carries the answer."""
-        self.plan(plan)
 
     def finish(self, **extra: Any) -> None:
         """Print the collected JSON document (``--json``)."""
