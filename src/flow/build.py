@@ -93,6 +93,11 @@ def build(
     jobs = int(luigi_options.pop("workers", jobs) or 1)
     graph = build_graph(roots)
     readonly = dry_run or check
+    if jobs > 1 and not readonly:
+        # Said out loud rather than silently ignored, until the parallel executor lands.
+        reporter.warning(
+            f"-j {jobs}: parallel execution is not available yet; running one task at a time"
+        )
     manifest = Manifest(FLOW_DIR, readonly=readonly)
     try:
         for message in manifest.warnings:
