@@ -7,12 +7,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .decide import Context
+from .decide import Context, records_for
 from .errors import EXIT_FAILED, EXIT_OK
 from .executor import Executor, TaskResult
 from .fingerprint import CodeHasher, Fingerprinter
 from .graph import build_graph
-from .manifest import Manifest, Record
+from .manifest import Manifest
 from .plan import Plan, make_plan
 from .report import Reporter
 from .task import Task
@@ -166,11 +166,9 @@ def _touch(plan: Plan, ctx: Context, reporter: Reporter) -> BuildResult:
             missing.append(tid)
             continue
         for out in outs:
-            key = getattr(out, "key", None)
-            if key is not None:
-                ctx.fingerprints.forget(key)
-                fp = ctx.fingerprints.target(out)
-                records.append(Record(key, tid, task.task_family, d.params, d.code, d.inputs, fp))
+            if getattr(out, "key", None) is not None:
+                ctx.fingerprints.forget(out.key)
+        records += records_for(task, d, outs, ctx.fingerprints)
     ctx.manifest.save(records, ctx.fingerprints.updates)
     touched = len({r.task_id for r in records})
     for tid in missing:

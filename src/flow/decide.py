@@ -136,6 +136,25 @@ def decide(task: Task, ctx: Context) -> Decision:
     return _sorted(d)
 
 
+def records_for(
+    task: Task, d: Decision, outputs: list[Any], fingerprints: Fingerprinter
+) -> list[Record]:
+    """The records of a task's outputs as they are now, built from what ``d`` saw."""
+    return [
+        Record(
+            o.key,
+            task.task_id,
+            task.task_family,
+            d.params,
+            d.code,
+            d.inputs,
+            fingerprints.target(o),
+        )
+        for o in outputs
+        if getattr(o, "key", None) is not None
+    ]
+
+
 def _compare(
     rec: Record, out: Any, d: Decision, ctx: Context, changed: dict[str, list[str]]
 ) -> None:

@@ -13,11 +13,10 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from .decide import Context, Decision, decide
+from .decide import Context, Decision, decide, records_for
 from .errors import FlowError, TaskFailure, Terminated
 from .flowfile import user_traceback
 from .graph import build_graph
-from .manifest import Record
 from .plan import Plan, make_plan
 from .task import DynamicRequirements, Task, flatten, map_structure
 
@@ -218,15 +217,7 @@ class Executor:
         self.events.task_finished(result, progress.done, progress.total)
 
     def _record(self, task: Task, d: Decision) -> None:
-        records = []
-        for out in self.plan.graph.outputs[task.task_id]:
-            key = getattr(out, "key", None)
-            if key is None:
-                continue
-            fp = self.ctx.fingerprints.target(out)
-            records.append(
-                Record(key, task.task_id, task.task_family, d.params, d.code, d.inputs, fp)
-            )
+        records = records_for(task, d, self.plan.graph.outputs[task.task_id], self.ctx.fingerprints)
         self.ctx.manifest.save(records, self.ctx.fingerprints.updates)
         self.ctx.fingerprints.updates = {}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.machinery
@@ -9,11 +10,12 @@ import importlib.util
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from .errors import FlowfileError, UsageError
+from .errors import FlowError, FlowfileError, UsageError
 from .task import ExternalTask, Register, Task, WrapperTask
 
 FLOWFILE_NAME = "Flowfile.py"
@@ -78,34 +80,41 @@ def load_flowfile(path: str) -> Flowfile:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        loader.exec_module(module)
-    except SyntaxError as exc:
+        with _import_errors(path):
+            loader.exec_module(module)
+    except FlowfileError:
         sys.modules.pop(name, None)
-        raise FlowfileError(_syntax_message(exc)) from None
-    except SystemExit as exc:
-        sys.modules.pop(name, None)
-        raise FlowfileError(f"{path} called exit({exc.code}) while being imported") from None
-    except Exception as exc:
-        sys.modules.pop(name, None)
-        raise FlowfileError(f"{path} failed to import:\n{user_traceback(exc)}") from None
+        raise
     return Flowfile(path, module, collect_tasks(module))
 
 
 def load_module(name: str) -> Flowfile:
     """Import a module by name (Luigi's ``--module``) and use it as the Flowfile."""
+    with _import_errors(f"module {name}"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                raise FlowfileError(
+                    f"no module named {name!r}; check --module and PYTHONPATH"
+                ) from None
+            raise
+    return from_module(module)
+
+
+@contextlib.contextmanager
+def _import_errors(what: str) -> Iterator[None]:
+    """Turn whatever importing the user's code raises into a clean FlowfileError."""
     try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name and name.startswith(exc.name):
-            raise FlowfileError(
-                f"no module named {name!r}; check --module and PYTHONPATH"
-            ) from None
-        raise FlowfileError(f"module {name} failed to import:\n{user_traceback(exc)}") from None
+        yield
+    except FlowError:
+        raise
     except SyntaxError as exc:
         raise FlowfileError(_syntax_message(exc)) from None
+    except SystemExit as exc:
+        raise FlowfileError(f"{what} called exit({exc.code}) while being imported") from None
     except Exception as exc:
-        raise FlowfileError(f"module {name} failed to import:\n{user_traceback(exc)}") from None
-    return from_module(module)
+        raise FlowfileError(f"{what} failed to import:\n{user_traceback(exc)}") from None
 
 
 def from_module(module: ModuleType) -> Flowfile:
