@@ -18,7 +18,7 @@ from .errors import FlowError, TaskFailure, Terminated
 from .flowfile import user_traceback
 from .graph import build_graph
 from .plan import Plan, make_plan
-from .task import DynamicRequirements, Task, flatten, map_structure
+from .task import RUNNING, DynamicRequirements, Task, flatten, map_structure
 
 
 @dataclass
@@ -172,7 +172,13 @@ class Executor:
 
     def _call_run(self, task: Task) -> None:
         """Call run(); a generator's yielded tasks are built first, then sent their outputs."""
-        ret = task.run()  # type: ignore[func-returns-value]
+        token = RUNNING.set(task)
+        try:
+            self._drive(task, task.run())  # type: ignore[func-returns-value]
+        finally:
+            RUNNING.reset(token)
+
+    def _drive(self, task: Task, ret: Any) -> None:
         if not inspect.isgenerator(ret):
             return
         value: Any = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from .errors import ParameterError
@@ -12,6 +13,16 @@ from .parameter import Parameter
 # Parameter values set on the command line for a class (`Task.param=value`): they replace the
 # default wherever that class is instantiated without the parameter, as Luigi's --Task-param does.
 _class_overrides: dict[tuple[str, str], Any] = {}
+
+# The task whose run() is executing, and whether several run at once (set by the executor);
+# make-style helpers such as flow.sh read them to format paths and prefix echoed commands.
+RUNNING: ContextVar[Task | None] = ContextVar("flow_running_task", default=None)
+PARALLEL: ContextVar[bool] = ContextVar("flow_parallel", default=False)
+
+
+def current_task() -> Task | None:
+    """The task whose ``run()`` is executing in this process, or None outside a run."""
+    return RUNNING.get()
 
 
 def set_class_overrides(overrides: dict[tuple[str, str], Any]) -> None:
