@@ -1394,12 +1394,3 @@ def test_bad_parameter_inside_requires_names_the_task_whose_requires_it_is(proje
     assert proc.returncode == 2
     assert "Root().requires()" in proc.stderr
     assert "unknown parameter 'm' for Leaf" in proc.stderr
-
-
-def test_more_than_one_job_warns_that_tasks_still_run_one_at_a_time(project):
-    """-j 2 is accepted and the build succeeds, but flow says it is not parallel yet."""
-    project.flowfile(SEED)
-    proc = project.run("-j", "2", "SquaredNumbers")
-    assert proc.returncode == 0
-    assert "one task at a time" in proc.stderr
-    assert project.read("out/squares.txt").startswith("1: 1")

@@ -9,13 +9,13 @@ from typing import Any
 
 from .decide import Context, records_for
 from .errors import EXIT_FAILED, EXIT_OK
-from .executor import Executor, TaskResult
+from .executor import Executor, TaskResult, clean_interrupted
 from .fingerprint import CodeHasher, Fingerprinter
 from .graph import build_graph
 from .manifest import Manifest
 from .plan import Plan, make_plan
 from .report import Reporter
-from .task import Task
+from .task import Task, _class_overrides
 
 FLOW_DIR = ".flow"
 
@@ -93,15 +93,12 @@ def build(
     jobs = int(luigi_options.pop("workers", jobs) or 1)
     graph = build_graph(roots)
     readonly = dry_run or check
-    if jobs > 1 and not readonly:
-        # Said out loud rather than silently ignored, until the parallel executor lands.
-        reporter.warning(
-            f"-j {jobs}: parallel execution is not available yet; running one task at a time"
-        )
     manifest = Manifest(FLOW_DIR, readonly=readonly)
     try:
         for message in manifest.warnings:
             reporter.warning(message)
+        if not readonly:
+            clean_interrupted(manifest, reporter)
         warned = len(manifest.warnings)
         forced = (
             {t for t in graph.tasks if getattr(graph.tasks[t], "run", None) is not None}
@@ -124,7 +121,9 @@ def build(
             results = _not_started(plan)
             reporter.summary(results, time.perf_counter() - started, plan.missing)
             return BuildResult(plan, results, exit_status=EXIT_FAILED)
-        executor = Executor(plan, ctx, reporter, keep_going=keep_going)
+        executor = Executor(
+            plan, ctx, reporter, keep_going=keep_going, jobs=jobs, overrides=dict(_class_overrides)
+        )
         results = executor.execute()
         manifest.save(stats=ctx.fingerprints.updates)
         for message in manifest.warnings[warned:]:

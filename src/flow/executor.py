@@ -6,10 +6,14 @@ produced byte-identical outputs finds its input fingerprints unchanged and does 
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import graphlib
 import inspect
 import os
 import time
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -18,7 +22,8 @@ from .errors import FlowError, TaskFailure, Terminated
 from .flowfile import user_traceback
 from .graph import build_graph
 from .plan import Plan, make_plan
-from .task import RUNNING, DynamicRequirements, Task, flatten, map_structure
+from .target import TMP_SUFFIX
+from .task import PARALLEL, RUNNING, DynamicRequirements, Task, flatten, map_structure
 
 
 @dataclass
@@ -30,6 +35,7 @@ class TaskResult:
     decision: Decision | None = None
     duration: float = 0.0
     error: str = ""
+    output: str = ""  # what it printed, captured when it ran in a worker process
 
 
 class Events(Protocol):
@@ -37,6 +43,7 @@ class Events(Protocol):
 
     def task_started(self, tid: str, k: int, n: int) -> None: ...
     def task_finished(self, result: TaskResult, k: int, n: int) -> None: ...
+    def task_waiting(self, tid: str) -> None: ...
     def warning(self, message: str) -> None: ...
 
 
@@ -50,48 +57,106 @@ class Progress:
 
 
 @dataclass
+class _Running:
+    """A task that has started: what to record, clean up or release when it ends."""
+
+    task: Task
+    decision: Decision
+    outputs: list[Any]
+    before: dict[str, Any]
+    locks: list[str]
+    journal: list[str]
+    started: float
+    future: Any = None
+
+
+@dataclass
 class Executor:
-    """Runs a plan's stale tasks, one at a time, in the main process (``-j 1``)."""
+    """Runs a plan's stale tasks: up to ``jobs`` at once, each as soon as its upstream is done.
+
+    With ``jobs == 1`` tasks run here, with the terminal attached; with more, in worker
+    processes (tasks that cannot be described to a worker still run here).
+    """
 
     plan: Plan
     ctx: Context
     events: Events
     keep_going: bool = False
+    jobs: int = 1
     results: dict[str, TaskResult] = field(default_factory=dict)
     progress: Progress | None = None
+    overrides: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.progress is None:
             self.progress = Progress(total=len(self.plan.to_run))
+        self.running: dict[str, _Running] = {}
+        self._pool: Any = None
+        self._waiting_said: set[str] = set()
 
     def execute(self) -> dict[str, TaskResult]:
         if not self.plan.to_run and not self.plan.blocked:
             return self._nothing_to_run()
+        try:
+            self._loop()
+        except BaseException:
+            self._abort()  # Ctrl-C, SIGTERM: stop workers, remove partial outputs
+            raise
+        finally:
+            if self._pool is not None:
+                self._pool.close()
+        return self.results
+
+    def _loop(self) -> None:
         graph = self.plan.graph
         down = graph.dependents()
         skip: dict[str, str] = {}  # task id -> why it will not run
         stop = False
         sorter = graphlib.TopologicalSorter(graph.deps)
         sorter.prepare()
+        ready: deque[str] = deque()
+        parked: list[str] = []  # stale tasks whose lock another flow process holds
         while sorter.is_active():
-            for tid in sorter.get_ready():
+            ready.extend(sorter.get_ready())
+            while ready and len(self.running) < self.jobs:
+                tid = ready.popleft()
                 if tid in skip or stop:
                     why = skip.get(
                         tid, "not started: an earlier task failed (use -k to keep going)"
                     )
-                    self.results[tid] = TaskResult(
-                        tid, "skipped", self.plan.decisions[tid], error=why
+                    began: TaskResult | None = self._set(
+                        TaskResult(tid, "skipped", self.plan.decisions[tid], error=why)
                     )
-                    result = self.results[tid]
                 else:
-                    result = self._one(tid)
-                if result.status in ("failed", "skipped", "missing-external"):
-                    for child in down[tid]:
-                        skip.setdefault(child, f"upstream {tid} {result.status.replace('-', ' ')}")
-                    if result.status == "failed" and not self.keep_going:
-                        stop = True
-                sorter.done(tid)
-        return self.results
+                    began = self._begin(tid)
+                    if began is None:
+                        if tid not in self.running:
+                            parked.append(tid)
+                        continue
+                stop = self._done(began, sorter, down, skip) or stop
+            if self.running and (not ready or len(self.running) >= self.jobs):
+                for result in self._wait(timeout=0.1 if parked else None):
+                    stop = self._done(result, sorter, down, skip) or stop
+            elif parked and not ready:
+                time.sleep(0.05)
+            if parked and not ready and len(self.running) < self.jobs:
+                ready.extend(parked)  # try their locks again
+                parked.clear()
+
+    def _done(
+        self,
+        result: TaskResult,
+        sorter: graphlib.TopologicalSorter[str],
+        down: dict[str, list[str]],
+        skip: dict[str, str],
+    ) -> bool:
+        """Mark a task finished for the scheduler; True when no new task may start."""
+        tid = result.task_id
+        if result.status in ("failed", "skipped", "missing-external"):
+            for child in down[tid]:
+                skip.setdefault(child, f"upstream {tid} {result.status.replace('-', ' ')}")
+        sorter.done(tid)
+        return result.status == "failed" and not self.keep_going
 
     def _nothing_to_run(self) -> dict[str, TaskResult]:
         """The no-op path: the plan's verdicts stand; only adopted outputs need recording."""
@@ -99,7 +164,8 @@ class Executor:
             self._settle(self.plan.graph.tasks[tid], self.plan.decisions[tid])
         return self.results
 
-    def _one(self, tid: str) -> TaskResult:
+    def _begin(self, tid: str) -> TaskResult | None:
+        """Settle a task or start it. None: it started in a worker, or its lock is busy."""
         task = self.plan.graph.tasks[tid]
         if any(self.results[u].status == "ran" for u in self.plan.graph.deps[tid]):
             d = decide(task, self.ctx)  # an input may have changed since planning
@@ -107,9 +173,39 @@ class Executor:
             # Nothing upstream ran, so the plan's verdict stands (its forecast aside).
             planned = self.plan.decisions[tid]
             d = replace(planned, reasons=[r for r in planned.reasons if r.kind != "upstream"])
-        return self._settle(task, d)
+        if d.kind == "external" or not d.stale:
+            return self._settle(task, d)
+        locks = _lock_names(task, self.plan.graph.outputs[tid])
+        if not self.ctx.manifest.locks.acquire(locks):
+            if tid not in self._waiting_said:
+                self._waiting_said.add(tid)
+                self.events.task_waiting(tid)
+            return None
+        try:
+            # Another flow process may have built it since we planned: look again, afresh.
+            d = self._recheck(task, d)
+            if not d.stale:
+                self.ctx.manifest.locks.release(locks)
+                return self._settle(task, d)
+            return self._settle(task, d, locks)
+        except BaseException:
+            if tid not in self.running:
+                self.ctx.manifest.locks.release(locks)
+            raise
 
-    def _settle(self, task: Task, d: Decision) -> TaskResult:
+    def _recheck(self, task: Task, d: Decision) -> Decision:
+        if any(r.kind in ("forced", "phony") for r in d.reasons):
+            return d
+        graph = self.plan.graph
+        keys = [getattr(o, "key", None) for o in graph.outputs[task.task_id]]
+        for dep in graph.deps[task.task_id]:
+            keys += [getattr(o, "key", None) for o in graph.outputs[dep]]
+        for key in keys:
+            if key is not None:
+                self.ctx.fingerprints.forget(key)
+        return decide(task, self.ctx)
+
+    def _settle(self, task: Task, d: Decision, locks: list[str] | None = None) -> TaskResult | None:
         """Act on a decision: report an external, keep an up-to-date task, or run a stale one."""
         tid = task.task_id
         if d.kind == "external":
@@ -130,55 +226,104 @@ class Executor:
             self.events.warning(
                 f"{key} was modified by hand; saved your copy as {saved} before rebuilding"
             )
-        return self._set(self._run(task, d))
+        return self._start(task, d, locks or [])
 
     def _set(self, result: TaskResult) -> TaskResult:
         self.results[result.task_id] = result
         return result
 
-    def _run(self, task: Task, d: Decision) -> TaskResult:
+    def _start(self, task: Task, d: Decision, locks: list[str]) -> TaskResult | None:
         tid = task.task_id
         progress = self.progress
         assert progress is not None
-        self.events.task_started(tid, progress.done + 1, max(progress.total, progress.done + 1))
         outputs = self.plan.graph.outputs[tid]
-        before = {o.path: _stat(o.path) for o in outputs if hasattr(o, "path")}
-        start = time.perf_counter()
-        try:
-            self._call_run(task)
-            missing = [getattr(o, "path", repr(o)) for o in outputs if not o.exists()]
-            if missing:
-                raise TaskFailure(
-                    f"{tid}.run() finished without creating its output {', '.join(missing)}; "
-                    "write it (e.g. with self.output().open('w')), or fix output()"
-                )
-        except BaseException as exc:
-            _remove_written(outputs, before)
-            if isinstance(exc, (KeyboardInterrupt, Terminated)):
-                raise  # the whole run stops; the caller reports it
-            result = TaskResult(tid, "failed", d, time.perf_counter() - start, _failure_text(exc))
-            self._finished(result)
-            _call_hook(task.on_failure, exc)
-            return result
-        result = TaskResult(tid, "ran", d, time.perf_counter() - start)
-        for o in outputs:
-            key = getattr(o, "key", None)
-            if key is not None:
-                self.ctx.fingerprints.forget(key)
-        self._record(task, d)
-        self._finished(result)
-        _call_hook(task.on_success)
-        return result
+        before = {
+            o.path: _stat(o.path) for o in outputs if isinstance(getattr(o, "path", None), str)
+        }
+        journal = {
+            o.key: (o.path, before[o.path])
+            for o in outputs
+            if getattr(o, "key", None) is not None and o.path in before
+        }
+        self.ctx.manifest.begin(tid, journal)
+        run = _Running(task, d, outputs, before, locks, list(journal), time.perf_counter())
+        self.running[tid] = run
+        self.events.task_started(tid, progress.done + 1, max(progress.total, progress.done + 1))
+        spec = describe_for_worker(task) if self.jobs > 1 else None
+        if spec is not None:
+            if self._pool is None:
+                from .worker import Pool
 
-    def _call_run(self, task: Task) -> None:
-        """Call run(); a generator's yielded tasks are built first, then sent their outputs."""
-        token = RUNNING.set(task)
+                self._pool = Pool(self.jobs, self.overrides)
+            run.future = self._pool.submit(spec)
+            return None
+        token = PARALLEL.set(self.jobs > 1)
         try:
-            self._drive(task, task.run())  # type: ignore[func-returns-value]
+            error = run_checked(task, outputs, self._drive, before)
         finally:
-            RUNNING.reset(token)
+            PARALLEL.reset(token)
+        return self._finish(run, error, "")
+
+    def _wait(self, timeout: float | None) -> list[TaskResult]:
+        """Wait for at least one worker to finish (or ``timeout``); settle what finished."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        futures = {r.future: tid for tid, r in self.running.items() if r.future is not None}
+        done, _ = wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+        results = []
+        for future in done:
+            run = self.running[futures[future]]
+            try:
+                reply = future.result()
+            except BrokenProcessPool:
+                assert self._pool is not None
+                self._pool.broken()
+                reply = {"error": "its worker process died (killed, or the interpreter crashed)"}
+            except Exception as exc:  # a reply that could not be sent back, and the like
+                reply = {"error": f"its worker process failed: {exc!r}"}
+            if reply["error"]:
+                _remove_written(run.outputs, run.before)  # the worker did; make sure
+            results.append(self._finish(run, reply["error"], reply.get("output", "")))
+        return results
+
+    def _finish(self, run: _Running, error: str | None, output: str) -> TaskResult:
+        task, d = run.task, run.decision
+        tid = task.task_id
+        del self.running[tid]
+        duration = time.perf_counter() - run.started
+        try:
+            if error:
+                self.ctx.manifest.end(run.journal)
+                result = TaskResult(tid, "failed", d, duration, error, output)
+                self._finished(result)
+                return self._set(result)
+            for o in run.outputs:
+                key = getattr(o, "key", None)
+                if key is not None:
+                    self.ctx.fingerprints.forget(key)
+            self._record(task, d, run.journal)
+            result = TaskResult(tid, "ran", d, duration, output=output)
+            self._finished(result)
+            return self._set(result)
+        finally:
+            self.ctx.manifest.locks.release(run.locks)
+
+    def _abort(self) -> None:
+        """Stop what is running: workers killed, partial outputs removed, journal cleared."""
+        if self._pool is not None:
+            self._pool.kill()
+            self._pool = None
+        for run in list(self.running.values()):
+            _remove_written(run.outputs, run.before)
+            _remove_temporaries(list(run.before))
+            with contextlib.suppress(Exception):
+                self.ctx.manifest.end(run.journal)
+            self.ctx.manifest.locks.release(run.locks)
+        self.running.clear()
 
     def _drive(self, task: Task, ret: Any) -> None:
+        """Drive a generator ``run()``: yielded tasks are built first, then sent their outputs."""
         if not inspect.isgenerator(ret):
             return
         value: Any = None
@@ -201,6 +346,7 @@ class Executor:
         sub_plan = make_plan(graph, sub_ctx)
         assert self.progress is not None
         self.progress.total += len(sub_plan.to_run)
+        # The parent holds its locks while it waits: its dynamic dependencies run here, in order.
         sub = Executor(sub_plan, sub_ctx, self.events, self.keep_going, progress=self.progress)
         results = sub.execute()
         for tid, r in results.items():
@@ -222,10 +368,56 @@ class Executor:
         progress.total = max(progress.total, progress.done)
         self.events.task_finished(result, progress.done, progress.total)
 
-    def _record(self, task: Task, d: Decision) -> None:
+    def _record(self, task: Task, d: Decision, finished: Iterable[str] = ()) -> None:
         records = records_for(task, d, self.plan.graph.outputs[task.task_id], self.ctx.fingerprints)
-        self.ctx.manifest.save(records, self.ctx.fingerprints.updates)
+        self.ctx.manifest.save(records, self.ctx.fingerprints.updates, finished)
         self.ctx.fingerprints.updates = {}
+
+
+def run_checked(
+    task: Task, outputs: list[Any], drive: Any, before: dict[str, Any] | None = None
+) -> str | None:
+    """Call ``task.run()`` and check its outputs exist; on failure remove what it wrote.
+
+    Returns None when it worked, else the failure text. Ctrl-C and SIGTERM propagate (after
+    the clean-up), so the caller stops the whole run.
+    """
+    tid = task.task_id
+    if before is None:
+        before = {
+            o.path: _stat(o.path) for o in outputs if isinstance(getattr(o, "path", None), str)
+        }
+    token = RUNNING.set(task)
+    try:
+        drive(task, task.run())  # type: ignore[func-returns-value]
+        missing = [getattr(o, "path", repr(o)) for o in outputs if not o.exists()]
+        if missing:
+            raise TaskFailure(
+                f"{tid}.run() finished without creating its output {', '.join(missing)}; "
+                "write it (e.g. with self.output().open('w')), or fix output()"
+            )
+    except BaseException as exc:
+        _remove_written(outputs, before)
+        if isinstance(exc, (KeyboardInterrupt, Terminated)):
+            raise  # the whole run stops; the caller reports it
+        _call_hook(task.on_failure, exc)
+        return _failure_text(exc)
+    finally:
+        RUNNING.reset(token)
+    _call_hook(task.on_success)
+    return None
+
+
+def describe_for_worker(task: Task) -> dict[str, Any] | None:
+    from .worker import describe
+
+    return describe(task)
+
+
+def _lock_names(task: Task, outputs: list[Any]) -> list[str]:
+    """Lock what a task writes (two tasks may share an output path), or its id when phony."""
+    keys = [k for k in (getattr(o, "key", None) for o in outputs) if k is not None]
+    return keys or [task.task_id]
 
 
 def _stat(path: str) -> tuple[int, int, int] | None:
@@ -263,3 +455,33 @@ def _call_hook(hook: Any, *args: Any) -> None:
         hook(*args)
     except Exception:  # a broken notification hook must not change the build's outcome
         pass
+
+
+def clean_interrupted(manifest: Any, events: Events) -> None:
+    """Outputs an earlier run was writing when it died (SIGKILL, power loss) may be half-written:
+    remove those that changed since that run started them, so that their task runs again."""
+    for key, task_id, path, before in manifest.interrupted():
+        if path:
+            now = _stat(path)
+            if now is not None and list(now) != before:
+                try:
+                    os.remove(path)
+                    events.warning(
+                        f"removed {path}: {task_id} was writing it when an earlier flow run "
+                        "was killed; it will run again"
+                    )
+                except OSError as exc:
+                    events.warning(f"{path} may be half-written ({task_id} was killed): {exc}")
+            _remove_temporaries([path])
+        manifest.end([key])
+
+
+def _remove_temporaries(paths: list[Any]) -> None:
+    """Atomic-write temporaries (``.name.<hex>.flow-tmp``) a killed task left beside outputs."""
+    for path in paths:
+        if not isinstance(path, str):
+            continue
+        head, tail = os.path.split(path)
+        for tmp in glob.glob(os.path.join(head, f".{glob.escape(tail)}.*{TMP_SUFFIX}")):
+            with contextlib.suppress(OSError):
+                os.remove(tmp)

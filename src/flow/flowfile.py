@@ -78,6 +78,7 @@ def load_flowfile(path: str) -> Flowfile:
     spec = importlib.util.spec_from_loader(name, loader)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
+    module.__flow_flowfile__ = path  # type: ignore[attr-defined]  # workers import it by path
     sys.modules[name] = module
     try:
         with _import_errors(path):

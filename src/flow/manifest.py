@@ -39,6 +39,15 @@ CREATE TABLE IF NOT EXISTS files (
     hash TEXT, checked_ns INTEGER
 ) WITHOUT ROWID;
 """
+# The journal: outputs a task is producing right now. A row outliving its process (SIGKILL,
+# power loss) marks an output that may be half-written. Added after schema 1 shipped, so it is
+# created on every writable open; older flows ignore it.
+_JOURNAL = """
+CREATE TABLE IF NOT EXISTS running (
+    key TEXT PRIMARY KEY, task_id TEXT NOT NULL, path TEXT, before TEXT, pid INTEGER
+) WITHOUT ROWID;
+"""
+LOCK_NAME = "lock"
 
 
 @dataclass(slots=True)
@@ -68,6 +77,7 @@ class Manifest:
         self.readonly = readonly
         self.warnings: list[str] = []
         self._db: sqlite3.Connection | None = None
+        self._locks: Locks | None = None
         self._open()
 
     # -- opening and recovery -------------------------------------------------------------------
@@ -111,6 +121,7 @@ class Manifest:
                         "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                         (str(SCHEMA_VERSION),),
                     )
+                db.executescript(_JOURNAL)
             return db
         except BaseException:
             db.close()
@@ -185,9 +196,13 @@ class Manifest:
 
     # -- writing --------------------------------------------------------------------------------
     def save(
-        self, records: Iterable[Record] = (), stats: dict[str, StatRecord] | None = None
+        self,
+        records: Iterable[Record] = (),
+        stats: dict[str, StatRecord] | None = None,
+        finished: Iterable[str] = (),
     ) -> None:
-        """Store records and stat-cache entries in one short transaction."""
+        """Store records and stat-cache entries, and clear ``finished`` journal rows, in one
+        short transaction."""
         if self.readonly:
             return
         rows = [
@@ -207,7 +222,8 @@ class Manifest:
             (p, s.size, s.mtime_ns, s.ctime_ns, s.ino, s.hash, s.checked_ns)
             for p, s in (stats or {}).items()
         ]
-        if not rows and not stat_rows:
+        done = [(k,) for k in finished]
+        if not rows and not stat_rows and not done:
             return
         for attempt in (1, 2):
             try:
@@ -215,6 +231,8 @@ class Manifest:
                 with self._transaction(self._db) as db:
                     db.executemany("INSERT OR REPLACE INTO outputs VALUES (?,?,?,?,?,?,?,?)", rows)
                     db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", stat_rows)
+                    if done:
+                        db.executemany("DELETE FROM running WHERE key = ?", done)
                 return
             except sqlite3.DatabaseError as exc:
                 if attempt == 2 or isinstance(exc, sqlite3.OperationalError):
@@ -229,6 +247,51 @@ class Manifest:
             return
         with contextlib.suppress(sqlite3.DatabaseError), self._transaction(self._db) as db:
             db.executemany("DELETE FROM outputs WHERE key = ?", [(k,) for k in keys])
+
+    # -- the journal and locks (concurrent and interrupted runs) ------------------------------
+    @property
+    def locks(self) -> Locks:
+        """Cross-process locks, in ``.flow/lock`` (opened on first use: a no-op takes none)."""
+        if self._locks is None:
+            self._locks = Locks(os.path.join(self.directory, LOCK_NAME))
+        return self._locks
+
+    def begin(self, task_id: str, outputs: dict[str, tuple[str, Any]]) -> None:
+        """Journal that ``task_id`` starts producing ``outputs`` (key -> (path, stat before))."""
+        if self.readonly or self._db is None or not outputs:
+            return
+        rows = [
+            (key, task_id, path, json.dumps(before), os.getpid())
+            for key, (path, before) in outputs.items()
+        ]
+        with self._transaction(self._db) as db:
+            db.executemany("INSERT OR REPLACE INTO running VALUES (?,?,?,?,?)", rows)
+
+    def end(self, keys: Iterable[str]) -> None:
+        """Clear journal rows: the task finished, failed cleanly, or was cleaned up."""
+        if self.readonly or self._db is None:
+            return
+        with contextlib.suppress(sqlite3.DatabaseError), self._transaction(self._db) as db:
+            db.executemany("DELETE FROM running WHERE key = ?", [(k,) for k in keys])
+
+    def interrupted(self) -> list[tuple[str, str, str | None, Any]]:
+        """Journal rows whose producer is gone: (key, task_id, path, stat before).
+
+        A row whose lock another live flow process holds is that process's work in progress.
+        """
+        if self._db is None:
+            return []
+        try:
+            rows = self._db.execute("SELECT key, task_id, path, before FROM running").fetchall()
+        except sqlite3.DatabaseError:
+            return []  # no journal (a read-only look at an older manifest)
+        if not rows:
+            return []
+        gone = []
+        for key, task_id, path, before in rows:
+            if self.readonly or self.locks.probe(key):
+                gone.append((key, task_id, path, json.loads(before)))
+        return gone
 
     def backup(self, path: str) -> str:
         """Copy a hand-edited output under ``.flow/backup/`` before flow overwrites it."""
@@ -258,7 +321,89 @@ class Manifest:
         db.execute("COMMIT")
 
     def close(self) -> None:
+        if self._locks is not None:
+            self._locks.close()
+            self._locks = None
         if self._db is not None:
             with contextlib.suppress(Exception):
                 self._db.close()
             self._db = None
+
+
+class Locks:
+    """Exclusive cross-process locks on names (output keys, task ids), with no daemon.
+
+    Each name is one byte of ``.flow/lock``, locked with POSIX record locks: no file is created
+    per task, and the kernel releases a dead process's locks, so a killed flow never blocks the
+    next one. Record locks belong to the process, and closing any descriptor of the file drops
+    them all: this object keeps the only one.
+    """
+
+    def __init__(self, path: str) -> None:
+        import fcntl
+
+        self._fcntl = fcntl
+        self.path = path
+        try:
+            self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ManifestError(
+                f"cannot open the lock file {path}: {exc.strerror}; make .flow/ writable"
+            ) from None
+        self.held: set[str] = set()
+
+    @staticmethod
+    def _offset(name: str) -> int:
+        import xxhash
+
+        return xxhash.xxh64_intdigest(name.encode()) >> 2  # a byte offset below 2**62
+
+    def _lock(self, name: str) -> bool:
+        assert self._fd is not None
+        try:
+            self._fcntl.lockf(
+                self._fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB, 1, self._offset(name)
+            )
+        except OSError:  # EAGAIN/EACCES: another process holds it
+            return False
+        return True
+
+    def _unlock(self, name: str) -> None:
+        assert self._fd is not None
+        with contextlib.suppress(OSError):
+            self._fcntl.lockf(self._fd, self._fcntl.LOCK_UN, 1, self._offset(name))
+
+    def acquire(self, names: Iterable[str]) -> bool:
+        """Take every lock in ``names`` or none of them (never blocks, so never deadlocks)."""
+        taken: list[str] = []
+        for name in sorted(set(names)):
+            if name in self.held or self._lock(name):
+                taken.append(name)
+                continue
+            for n in taken:
+                if n not in self.held:
+                    self._unlock(n)
+            return False
+        self.held.update(taken)
+        return True
+
+    def release(self, names: Iterable[str]) -> None:
+        for name in set(names):
+            if name in self.held:
+                self.held.discard(name)
+                self._unlock(name)
+
+    def probe(self, name: str) -> bool:
+        """True when no other process holds ``name`` (checked by taking and dropping it)."""
+        if name in self.held:
+            return False
+        if not self._lock(name):
+            return False
+        self._unlock(name)
+        return True
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # drops every lock this process holds on the file
+            self._fd = None
+            self.held.clear()

@@ -47,6 +47,8 @@ class Reporter:
         self.color = self.tty and not os.environ.get("NO_COLOR")
         self.doc: dict[str, Any] = {}
         self._status_shown = False
+        self._running: dict[str, int] = {}  # task id -> its [k/N] number, in start order
+        self._n = 0
 
     # -- low level --------------------------------------------------------------------------------
     def _paint(self, text: str, code: str) -> str:
@@ -74,29 +76,55 @@ class Reporter:
 
     # -- a run --------------------------------------------------------------------------------
     def task_started(self, tid: str, k: int, n: int) -> None:
+        self._running[tid] = k
+        self._n = n
         if self.json_mode or self.quiet:
             return
         if self.verbose:
             self._line(f"[{k}/{n}] start {tid}")
-        elif self.tty:
-            self._clear_status()
-            self.err.write(f"[{k}/{n}] running {tid} …")
-            self.err.flush()
-            self._status_shown = True
+        else:
+            self._status()
+
+    def task_waiting(self, tid: str) -> None:
+        if not (self.json_mode or self.quiet):
+            self._line(f"flow: waiting for another flow process to finish {tid}", self.err)
+
+    def _status(self) -> None:
+        """The live line on a terminal: what is running now."""
+        if not self.tty or not self._running:
+            return
+        names = list(self._running)
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        self._clear_status()
+        self.err.write(f"[{min(self._running.values())}/{self._n}] running {shown} …")
+        self.err.flush()
+        self._status_shown = True
 
     def task_finished(self, result: TaskResult, k: int, n: int) -> None:
+        self._running.pop(result.task_id, None)
         if result.status == "failed":
             self._line(
                 f"[{k}/{n}] {self._paint('FAILED', '31')} {result.task_id}  {_fmt_duration(result.duration)}",
                 self.err,
             )
+            self._captured(result, self.err)
             self._line(result.error, self.err)
+            self._status()
             return
         if self.json_mode or self.quiet:
             return
         reason = result.decision.reason if result.decision else None
         why = f"  ({reason.kind})" if reason else ""
         self._line(f"[{k}/{n}] {result.task_id}  {_fmt_duration(result.duration)}{why}")
+        if self.verbose:
+            self._captured(result, self.out)
+        self._status()
+
+    def _captured(self, result: TaskResult, stream: IO[str]) -> None:
+        """Output a worker captured, shown in one piece so parallel tasks never interleave."""
+        if result.output:
+            body = result.output.rstrip("\n")
+            self._line("\n".join(f"  | {line}" for line in body.split("\n")), stream)
 
     def summary(
         self, results: dict[str, TaskResult], elapsed: float, missing: dict[str, list[str]]
