@@ -124,15 +124,16 @@ class Executor:
                     why = skip.get(
                         tid, "not started: an earlier task failed (use -k to keep going)"
                     )
-                    began: TaskResult | None = self._set(
+                    began = self._set(
                         TaskResult(tid, "skipped", self.plan.decisions[tid], error=why)
                     )
                 else:
-                    began = self._begin(tid)
-                    if began is None:
+                    settled = self._begin(tid)
+                    if settled is None:
                         if tid not in self.running:
                             parked.append(tid)
                         continue
+                    began = settled
                 stop = self._done(began, sorter, down, skip) or stop
             if self.running and (not ready or len(self.running) >= self.jobs):
                 for result in self._wait(timeout=0.1 if parked else None):
