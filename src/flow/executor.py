@@ -275,13 +275,15 @@ class Executor:
         results = []
         for future in done:
             run = self.running[futures[future]]
+            assert self._pool is not None
             try:
                 reply = future.result()
+                self._pool.release(future)
             except BrokenProcessPool:
-                assert self._pool is not None
-                self._pool.broken()
+                self._pool.release(future, broken=True)
                 reply = {"error": "its worker process died (killed, or the interpreter crashed)"}
             except Exception as exc:  # a reply that could not be sent back, and the like
+                self._pool.release(future, broken=True)
                 reply = {"error": f"its worker process failed: {exc!r}"}
             if reply["error"]:
                 _remove_written(run.outputs, run.before)  # the worker did; make sure

@@ -154,6 +154,10 @@ class Manifest:
             )
             return
         aside = f"{self.path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        n = 0
+        while os.path.lexists(aside if not n else f"{aside}.{n}"):
+            n += 1  # two recoveries within a second: keep both copies
+        aside = aside if not n else f"{aside}.{n}"
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.replace(self.path + suffix, aside + suffix)

@@ -81,12 +81,18 @@ def init_spec(overrides: dict[tuple[str, str], Any]) -> dict[str, Any]:
         param = dict(cls.get_params()).get(name) if cls is not None else None
         if param is not None:
             plain.append((family, name, None if value is None else param.serialize(value)))
-    return {"cwd": os.getcwd(), "sys_path": list(sys.path), "overrides": plain}
+    return {
+        "cwd": os.getcwd(),
+        "sys_path": list(sys.path),
+        "overrides": plain,
+        "parent": os.getpid(),
+    }
 
 
 def initialize(spec: dict[str, Any]) -> None:
     """Pool initializer: the flow process alone decides when to stop, so ignore Ctrl-C here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(spec["parent"])
     # Its own process group, so that stopping this worker also stops the commands it started.
     os.setpgrp()
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -98,6 +104,20 @@ def initialize(spec: dict[str, Any]) -> None:
 
 
 _pending_overrides: list[tuple[str, str, str | None]] = []
+
+
+def _die_with_parent(parent: int) -> None:
+    """On Linux, a worker is killed with its flow process (even by SIGKILL): an orphan must not
+    go on writing an output the next run is about to clean up and rebuild."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above took effect
+            os._exit(1)
 
 
 def work(spec: dict[str, Any]) -> dict[str, Any]:
@@ -192,43 +212,63 @@ def _capture() -> Iterator[list[str]]:
 
 
 class Pool:
-    """Up to ``jobs`` worker processes, started on first use (a no-op starts none)."""
+    """Up to ``jobs`` worker processes, started on demand (a no-op starts none).
+
+    Each worker is a one-process executor of its own, so a worker that dies (``os._exit``, a
+    crash) takes down exactly the task it was running, and is replaced.
+    """
 
     def __init__(self, jobs: int, overrides: dict[tuple[str, str], Any]) -> None:
         self.jobs = jobs
         self._init = init_spec(overrides)
-        self._pool: Any = None
+        self._idle: list[Any] = []
+        self._busy: dict[Any, Any] = {}  # future -> its executor
 
     def submit(self, spec: dict[str, Any]) -> Any:
-        if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+        executor = self._idle.pop() if self._idle else self._new()
+        future = executor.submit(work, spec)
+        self._busy[future] = executor
+        return future
 
-            self._pool = ProcessPoolExecutor(
-                self.jobs,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=initialize,
-                initargs=(self._init,),
-            )
-        return self._pool.submit(work, spec)
+    def _new(self) -> Any:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-    def broken(self) -> None:
-        """A worker died (os._exit, a crash): the pool is unusable; start afresh next time."""
-        self.kill()
+        return ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=initialize,
+            initargs=(self._init,),
+        )
+
+    def release(self, future: Any, broken: bool = False) -> None:
+        """The task of ``future`` is over: its worker is free again (or, if it died, gone)."""
+        executor = self._busy.pop(future, None)
+        if executor is None:
+            return
+        if broken:
+            _stop(executor)
+        else:
+            self._idle.append(executor)
 
     def kill(self) -> None:
         """Stop every worker now, with the commands they started."""
-        if self._pool is None:
-            return
-        for proc in list(getattr(self._pool, "_processes", {}).values()):
-            with contextlib.suppress(OSError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(Exception):
-                proc.kill()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = None
+        for executor in [*self._idle, *self._busy.values()]:
+            _stop(executor)
+        self._idle.clear()
+        self._busy.clear()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        for executor in [*self._idle, *self._busy.values()]:
+            executor.shutdown(wait=True)
+        self._idle.clear()
+        self._busy.clear()
+
+
+def _stop(executor: Any) -> None:
+    for proc in list((getattr(executor, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            proc.kill()
+    executor.shutdown(wait=False, cancel_futures=True)
