@@ -113,6 +113,12 @@ def decide(task: Task, ctx: Context) -> Decision:
     d.code = ctx.code(type(task))
     d.inputs = _input_fingerprints(tid, ctx)
     missing = [_name(o) for o in outputs if not o.exists()]
+    if ctx.manifest.unfinished:  # a run died while writing these: never trust what is there
+        missing += [
+            f"{o.key} (left half-written by an interrupted run)"
+            for o in outputs
+            if getattr(o, "key", None) in ctx.manifest.unfinished and o.exists()
+        ]
     if missing:
         add(Reason("missing-output", ", ".join(missing)))
         return _sorted(d)

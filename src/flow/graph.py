@@ -91,6 +91,11 @@ def _check_outputs_unique(graph: TaskGraph) -> None:
             key = getattr(out, "key", None)
             if key is None:
                 continue
+            if key.startswith(".flow/") or key == ".flow":
+                raise GraphError(
+                    f"{tid} declares the output {key}, inside .flow/, flow's own store; "
+                    "write it somewhere else"
+                )
             other = owner.setdefault(key, tid)
             if other != tid:
                 raise GraphError(

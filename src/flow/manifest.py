@@ -76,9 +76,12 @@ class Manifest:
         self.path = os.path.join(directory, DB_NAME)
         self.readonly = readonly
         self.warnings: list[str] = []
+        self.unfinished: set[str] = set()
         self._db: sqlite3.Connection | None = None
         self._locks: Locks | None = None
         self._open()
+        # Outputs a run was writing when it died (a writable run cleans them up at once).
+        self.unfinished = {row[0] for row in self.interrupted()}
 
     # -- opening and recovery -------------------------------------------------------------------
     def _open(self) -> None:
@@ -100,7 +103,12 @@ class Manifest:
             self._recover(exc)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        if self.readonly:
+            db = self._connect_readonly()
+        else:
+            db = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
         try:
             self._check_not_truncated(db)
             db.execute("PRAGMA busy_timeout = 30000")
@@ -126,6 +134,21 @@ class Manifest:
         except BaseException:
             db.close()
             raise
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        # A plain connection leaves nothing behind (the last one to close removes -wal/-shm).
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+        # A WAL database needs its -shm file, which a read-only .flow/ cannot hold: read the
+        # file as it is (a dry run writes nothing, and nothing else can write there).
+        from urllib.parse import quote
+
+        uri = f"file:{quote(os.path.abspath(self.path))}?immutable=1"
+        return sqlite3.connect(uri, uri=True, isolation_level=None)
 
     def _check_not_truncated(self, db: sqlite3.Connection) -> None:
         """A file cut short still opens; its missing pages fail later. Catch it up front."""
@@ -273,6 +296,8 @@ class Manifest:
 
     def end(self, keys: Iterable[str]) -> None:
         """Clear journal rows: the task finished, failed cleanly, or was cleaned up."""
+        keys = list(keys)
+        self.unfinished.difference_update(keys)
         if self.readonly or self._db is None:
             return
         with contextlib.suppress(sqlite3.DatabaseError), self._transaction(self._db) as db:
