@@ -92,7 +92,14 @@ def project_modules(flowfile: Flowfile) -> dict[str, str]:
     """The modules imported from the project, name -> file: files beside or below the Flowfile,
     neither installed packages nor flow itself. The Flowfile's own module is among them."""
     root = os.path.realpath(flowfile.root) + os.sep
-    flow_pkg = os.path.realpath(_FLOW_PKG) + os.sep
+    # Python's own library and environment (a venv in the project, a Python built under $HOME),
+    # unless the project itself lies inside one (an app in /usr/src with Python in /usr).
+    prefixes = {
+        os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)
+    }
+    outside = (os.path.realpath(_FLOW_PKG) + os.sep,) + tuple(
+        p for p in prefixes if not root.startswith(p)
+    )
     out = {}
     for name, mod in list(sys.modules.items()):
         fname = getattr(mod, "__file__", None)
@@ -101,7 +108,7 @@ def project_modules(flowfile: Flowfile) -> dict[str, str]:
         real = os.path.realpath(fname)
         if (
             real.startswith(root)
-            and not real.startswith(flow_pkg)
+            and not real.startswith(outside)
             and "site-packages" not in real
             and "dist-packages" not in real
         ):

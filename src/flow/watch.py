@@ -328,11 +328,10 @@ class Session:
         if self.ws.wants(path):
             return True
         # A broken Flowfile may be waiting for a module that does not exist yet.
-        source_dirs = {os.path.dirname(s) for s in self.ws.sources}
         return (
             self.broken
             and path.endswith(".py")
-            and os.path.dirname(path) in source_dirs
+            and os.path.dirname(path) in {os.path.dirname(s) for s in self.ws.sources}
             and not self.ws.ignored(path)
         )
 
