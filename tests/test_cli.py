@@ -1352,9 +1352,9 @@ def test_explain_says_an_existence_only_target_has_no_content_record(project):
     assert "match the record" not in proc.stdout
 
 
-@pytest.mark.parametrize("option", [["-w"], ["--watch"], ["--dask", "local"]])
+@pytest.mark.parametrize("option", [["--dask", "local"]])
 def test_options_not_yet_available_are_refused_clearly(project, option):
-    """Watch mode and Dask are SPEC options still to come: they exit 2 saying so, run nothing."""
+    """Dask is a SPEC option still to come: it exits 2 saying so, runs nothing."""
     project.flowfile(SEED)
     proc = project.run(*option, "SquaredNumbers")
     assert proc.returncode == 2

@@ -78,8 +78,16 @@ GRAPH_FORMATS = ("dot", "mermaid", "json")
 )
 @click.option("--workers", type=click.IntRange(min=0), default=None, hidden=True)
 @click.option("--local-scheduler", is_flag=True, hidden=True)
+@click.option(
+    "-w", "--watch", is_flag=True, help="Build, then rebuild whenever an input or the code changes."
+)
+@click.option(
+    "--watch-exclude",
+    metavar="GLOB",
+    multiple=True,
+    help="With -w, ignore changes to paths matching GLOB (repeatable).",
+)
 # SPEC options whose machinery has not landed yet: a clear refusal beats "unknown parameter".
-@click.option("-w", "--watch", is_flag=True, hidden=True)
 @click.option("--dask", metavar="ADDRESS", hidden=True)
 @click.version_option(__version__, "--version", prog_name="flow", message="%(prog)s %(version)s")
 @click.pass_context
@@ -116,9 +124,8 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
     from .flowfile import find_flowfile, from_module, load_flowfile, load_module
     from .report import render_graph, render_list
 
-    for option, name in (("watch", "--watch"), ("dask", "--dask")):
-        if opts[option]:
-            raise FlowError(f"{name} is not available in flow {__version__} yet; run without it")
+    if opts["dask"]:
+        raise FlowError(f"--dask is not available in flow {__version__} yet; run without it")
     if opts["directory"]:
         try:
             os.chdir(opts["directory"])
@@ -148,8 +155,7 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         result = build(roots, dry_run=True, reporter=_Silent())
         reporter.text(render_graph(result.plan, graph_fmt))
         return 0
-    result = build(
-        roots,
+    options = dict(
         jobs=jobs,
         dry_run=opts["dry_run"],
         force=opts["force"],
@@ -157,8 +163,12 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         check=opts["check"],
         touch=opts["touch"],
         explain=opts["explain"],
-        reporter=reporter,
     )
+    if opts["watch"]:
+        from .watch import watch
+
+        return watch(flowfile, tokens, roots, options, reporter, opts["watch_exclude"])
+    result = build(roots, **options, reporter=reporter)
     reporter.finish(exit_status=result.exit_status)
     return result.exit_status
 

@@ -89,6 +89,68 @@ def load_flowfile(path: str) -> Flowfile:
     return Flowfile(path, module, collect_tasks(module))
 
 
+def project_modules(flowfile: Flowfile) -> dict[str, str]:
+    """The modules imported from the project, name -> file: files beside or below the Flowfile,
+    neither installed packages nor flow itself. The Flowfile's own module is among them."""
+    root = os.path.realpath(flowfile.root) + os.sep
+    # Python's own library and environment (a venv in the project, a Python built under $HOME),
+    # unless the project itself lies inside one (an app in /usr/src with Python in /usr).
+    prefixes = {
+        os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)
+    }
+    outside = (os.path.realpath(_FLOW_PKG) + os.sep,) + tuple(
+        p for p in prefixes if not root.startswith(p)
+    )
+    out = {}
+    for name, mod in list(sys.modules.items()):
+        fname = getattr(mod, "__file__", None)
+        if not fname:
+            continue
+        real = os.path.realpath(fname)
+        if (
+            real.startswith(root)
+            and not real.startswith(outside)
+            and "site-packages" not in real
+            and "dist-packages" not in real
+        ):
+            out[name] = os.path.abspath(fname)
+    return out
+
+
+def reload_flowfile(flowfile: Flowfile) -> Flowfile:
+    """Import the Flowfile again, and the project modules it imported (watch mode).
+
+    The old task classes leave the registry and the instance cache, so only the new ones are
+    found. On an error everything is put back (the last good Flowfile stays usable) and the
+    error is raised as for a first import.
+    """
+    old = set(project_modules(flowfile)) | {flowfile.module.__name__}
+    names = old - {"__main__"}  # a script run as `python pipeline.py` stays; its classes go
+    saved_modules = {n: sys.modules.pop(n) for n in names if n in sys.modules}
+    saved_registry = list(Register.registry)
+    Register.registry[:] = [c for c in saved_registry if c.__module__ not in old]
+    Register.clear_instance_cache()
+    importlib.invalidate_caches()  # a module file created since the last import must be found
+    prefix, no_write = sys.pycache_prefix, sys.dont_write_bytecode
+    # Compile from source: a .pyc records its source's mtime in whole seconds, so one written
+    # just before a same-sized edit would look current. os.devnull can hold no cache.
+    sys.pycache_prefix, sys.dont_write_bytecode = os.devnull, True
+    try:
+        name = flowfile.module.__name__
+        if "." in name:  # a package module (--module pkg.pipeline): its relative imports need it
+            return load_module(name)
+        return load_flowfile(flowfile.path)
+    except BaseException:
+        for n in names:
+            sys.modules.pop(n, None)
+        sys.modules.update(saved_modules)
+        Register.registry[:] = saved_registry
+        Register.clear_instance_cache()
+        raise
+    finally:
+        sys.pycache_prefix, sys.dont_write_bytecode = prefix, no_write
+
+
 def load_module(name: str) -> Flowfile:
     """Import a module by name (Luigi's ``--module``) and use it as the Flowfile."""
     with _import_errors(f"module {name}"):
