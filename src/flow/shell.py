@@ -13,7 +13,7 @@ from typing import Any
 from .errors import TaskFailure
 from .parameter import Parameter
 from .target import LocalTarget, Target
-from .task import PARALLEL, ExternalTask, current_task
+from .task import PARALLEL, ExternalTask, current_task, flatten
 
 
 class CommandFailed(TaskFailure):
@@ -53,6 +53,9 @@ def sh(
         env: extra environment variables.
         echo: print the command before running it (prefixed with the task id when several
             tasks run at once).
+
+    Inside a task's ``run()``, the parent directories of the task's local outputs are created
+    first, so ``{output}`` can be written to directly.
         check: raise (failing the task) when the command exits non-zero.
         **values: values for ``{name}`` placeholders; paths and targets are shell-quoted.
 
@@ -62,8 +65,14 @@ def sh(
     if isinstance(cmd, str):
         cmd = format_command(cmd, values)
     shown = cmd if isinstance(cmd, str) else shlex.join(cmd)
+    task = current_task()
+    if task is not None:
+        # `cc -o {output}` cannot create out/; make users write `mkdir -p $(@D)` for this.
+        for target in flatten(task.output()):
+            makedirs = getattr(target, "makedirs", None)
+            if makedirs is not None:
+                makedirs()
     if echo:
-        task = current_task()
         prefix = f"[{task.task_id}] " if task is not None and PARALLEL.get() else ""
         print(prefix + shown, flush=True)
     sys.stderr.flush()
