@@ -328,3 +328,19 @@ def test_completion_from_the_index_imports_neither_the_flowfile_nor_heavy_module
     heavy = ["fsspec", "watchdog", "dask", "distributed", "concurrent.futures", "asyncio"]
     assert not [m for m in heavy if m in loaded]
     assert not {"Flowfile", "__flowfile__"} & loaded
+
+
+def test_option_values_complete_files_directories_and_graph_formats(project):
+    project.flowfile(TASKS)
+    env = {**os.environ, "_FLOW_COMPLETE": "bash_complete"}
+
+    def raw(line: str) -> list[str]:
+        words = {"COMP_WORDS": line, "COMP_CWORD": str(len(line.split(" ")) - 1)}
+        out = subprocess.run(
+            FLOW, cwd=project.root, capture_output=True, text=True, env={**env, **words}
+        ).stdout
+        return out.splitlines()
+
+    assert raw("flow -f ") == ["file,"]  # bash then completes file names itself
+    assert raw("flow -C ") == ["dir,"]
+    assert raw("flow --graph m") == ["plain,mermaid"]

@@ -37,8 +37,16 @@ def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
     metavar="[TASK [PARAM=VALUE | --PARAM VALUE]...]...",
     shell_complete=_complete_tokens,
 )
-@click.option("-f", "--flowfile", metavar="FILE", help="Use FILE as the Flowfile.")
-@click.option("-C", "--directory", metavar="DIR", help="Change to DIR before doing anything.")
+@click.option(
+    "-f", "--flowfile", metavar="FILE", type=click.Path(), help="Use FILE as the Flowfile."
+)
+@click.option(
+    "-C",
+    "--directory",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Change to DIR before doing anything.",
+)
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would run and why; change nothing.")
 @click.option(
     "--explain",
@@ -76,6 +84,9 @@ def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
     flag_value="dot",
     default=None,
     help="Print the task graph with each task's status.",
+    shell_complete=lambda ctx, param, incomplete: [
+        f for f in GRAPH_FORMATS if f.startswith(incomplete)
+    ],
 )
 @click.option(
     "--completion",
