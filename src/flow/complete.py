@@ -82,14 +82,13 @@ def task_index(flowfile: str) -> dict[str, Any] | None:
 
 def build_index(flowfile: str) -> dict[str, Any] | None:
     """Import the Flowfile (its prints silenced) and describe its tasks for completion."""
-    from .errors import FlowError
     from .flowfile import load_flowfile
 
     try:
         with _silenced():
             loaded = load_flowfile(flowfile)
         default = loaded.default_task
-    except (FlowError, Exception):
+    except Exception:  # a FlowfileError, or a bad `default`: no index, no candidates
         return None
     modules = loaded.project_modules()
     key = content_key([loaded.path, *modules])
