@@ -16,6 +16,13 @@ from .errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, FlowError, Terminated
 GRAPH_FORMATS = ("dot", "mermaid", "json")
 
 
+def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
+    """Tab on a TASK/PARAM word: answered from the task index (complete.py, imported lazily)."""
+    from .complete import complete_tokens
+
+    return complete_tokens(ctx, param, incomplete)
+
+
 @click.command(
     context_settings={
         "ignore_unknown_options": True,
@@ -24,10 +31,22 @@ GRAPH_FORMATS = ("dot", "mermaid", "json")
     },
 )
 @click.argument(
-    "tokens", nargs=-1, type=click.UNPROCESSED, metavar="[TASK [PARAM=VALUE | --PARAM VALUE]...]..."
+    "tokens",
+    nargs=-1,
+    type=click.UNPROCESSED,
+    metavar="[TASK [PARAM=VALUE | --PARAM VALUE]...]...",
+    shell_complete=_complete_tokens,
 )
-@click.option("-f", "--flowfile", metavar="FILE", help="Use FILE as the Flowfile.")
-@click.option("-C", "--directory", metavar="DIR", help="Change to DIR before doing anything.")
+@click.option(
+    "-f", "--flowfile", metavar="FILE", type=click.Path(), help="Use FILE as the Flowfile."
+)
+@click.option(
+    "-C",
+    "--directory",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Change to DIR before doing anything.",
+)
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would run and why; change nothing.")
 @click.option(
     "--explain",
@@ -56,7 +75,7 @@ GRAPH_FORMATS = ("dot", "mermaid", "json")
     "--list",
     "list_",
     is_flag=True,
-    help="List the tasks of the Flowfile with their parameters.",
+    help="List the tasks of the Flowfile with their parameters (--list TASK: one in full).",
 )
 @click.option(
     "--graph",
@@ -65,6 +84,14 @@ GRAPH_FORMATS = ("dot", "mermaid", "json")
     flag_value="dot",
     default=None,
     help="Print the task graph with each task's status.",
+    shell_complete=lambda ctx, param, incomplete: [
+        f for f in GRAPH_FORMATS if f.startswith(incomplete)
+    ],
+)
+@click.option(
+    "--completion",
+    type=click.Choice(["bash", "zsh", "fish"]),
+    help="Print the shell completion script for bash, zsh or fish.",
 )
 @click.option("--json", "json_mode", is_flag=True, help="Machine-readable plan, list and summary.")
 @click.option("--check", is_flag=True, help="Exit 1 if anything would run, 0 if all is up to date.")
@@ -124,6 +151,11 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
     from .flowfile import find_flowfile, from_module, load_flowfile, load_module
     from .report import render_graph, render_list
 
+    if opts.get("completion"):
+        from .complete import script
+
+        reporter.text(script(cli, opts["completion"]).rstrip("\n"))
+        return 0
     if opts["dask"]:
         raise FlowError(f"--dask is not available in flow {__version__} yet; run without it")
     if opts["directory"]:
@@ -145,7 +177,8 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
     else:
         flowfile = load_flowfile(opts["flowfile"] or find_flowfile(os.getcwd()))
     if opts["list_"]:
-        reporter.text(render_list(flowfile, tokens, json_mode=opts["json_mode"]))
+        names = [t for t in tokens if not t.startswith("-") and "=" not in t]
+        reporter.text(render_list(flowfile, names, json_mode=opts["json_mode"]))
         return 0
     roots = parse_tokens(tokens, flowfile)
     jobs = opts["workers"] if opts["workers"] is not None else opts["jobs"]
@@ -188,6 +221,10 @@ def main(argv: list[str] | None = None, module: ModuleType | None = None) -> NoR
     """Console-script entry point (and ``flow.run``): exits with the SPEC's status."""
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _on_sigterm)
+    if "_FLOW_COMPLETE" in os.environ:  # a Tab in the shell: flow's completion classes
+        from .complete import install
+
+        install()
     try:
         cli.main(args=argv, prog_name="flow", obj={"module": module}, standalone_mode=True)
     except BrokenPipeError:

@@ -45,6 +45,23 @@ class Flowfile:
         own = [c for c in self.tasks if c.__module__ == self.module.__name__]
         return own[0] if own else None
 
+    def project_modules(self) -> list[str]:
+        """Files of the modules imported from the project (beside or below the Flowfile), the
+        Flowfile itself, flow's own package and installed packages excluded."""
+        root = self.root + os.sep
+        out = set()
+        for mod in list(sys.modules.values()):
+            fname = getattr(mod, "__file__", None)
+            if (
+                fname
+                and fname.startswith(root)
+                and not fname.startswith(_FLOW_PKG + os.sep)
+                and "site-packages" not in fname
+                and os.path.abspath(fname) != self.path
+            ):
+                out.add(os.path.abspath(fname))
+        return sorted(out)
+
 
 def find_flowfile(start: str) -> str:
     """The nearest ``Flowfile.py`` in ``start`` or a parent directory."""

@@ -436,3 +436,31 @@ class Locks:
             os.close(self._fd)  # drops every lock this process holds on the file
             self._fd = None
             self.held.clear()
+
+
+# -- the completion index: a small JSON file read on every Tab (see complete.py) ---------------
+INDEX_NAME = "completion.json"
+
+
+def read_index(directory: str) -> Any:
+    """The completion index stored in ``directory``, or None when it is absent or unreadable."""
+    try:
+        with open(os.path.join(directory, INDEX_NAME), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_index(directory: str, data: dict[str, Any]) -> None:
+    """Store the completion index atomically (temporary file + rename); failures are ignored,
+    since the index is only a cache."""
+    path = os.path.join(directory, INDEX_NAME)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)

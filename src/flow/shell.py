@@ -5,13 +5,15 @@ from __future__ import annotations
 import glob
 import os
 import shlex
+import string
 import subprocess
 import sys
+from typing import Any
 
 from .errors import TaskFailure
 from .parameter import Parameter
 from .target import LocalTarget, Target
-from .task import ExternalTask
+from .task import PARALLEL, ExternalTask, current_task, flatten
 
 
 class CommandFailed(TaskFailure):
@@ -24,6 +26,10 @@ class CommandFailed(TaskFailure):
         super().__init__(f"command failed ({what}): {command}")
 
 
+class PlaceholderError(ValueError):
+    """A ``{name}`` in a ``flow.sh`` command that has no value."""
+
+
 def sh(
     cmd: str | list[str],
     *,
@@ -31,28 +37,116 @@ def sh(
     env: dict[str, str] | None = None,
     echo: bool = True,
     check: bool = True,
+    **values: Any,
 ) -> int:
     """Run a command as make would: echo it, let its output through, fail the task on error.
 
+    In a command line, ``{input}`` and ``{output}`` stand for the running task's input and output
+    paths, shell-quoted (a list gives space-separated paths; ``{input[0]}`` and ``{output[name]}``
+    pick one of a list or dict); ``{name}`` stands for a keyword argument ``name=value``, quoted
+    the same way. Write ``{{`` and ``}}`` for literal braces (``awk '{{print $1}}'``).
+
     Args:
-        cmd: a shell command line (run by ``/bin/sh``) or an argument list (run directly).
+        cmd: a shell command line (run by ``/bin/sh``) or an argument list (run directly, not
+            formatted).
         cwd: the directory to run it in (default: the Flowfile's).
         env: extra environment variables.
-        echo: print the command before running it.
+        echo: print the command before running it (prefixed with the task id when several
+            tasks run at once).
+
+    Inside a task's ``run()``, the parent directories of the task's local outputs are created
+    first, so ``{output}`` can be written to directly.
         check: raise (failing the task) when the command exits non-zero.
+        **values: values for ``{name}`` placeholders; paths and targets are shell-quoted.
 
     Returns:
         The command's exit status.
     """
+    if isinstance(cmd, str):
+        cmd = format_command(cmd, values)
     shown = cmd if isinstance(cmd, str) else shlex.join(cmd)
+    task = current_task()
+    if task is not None:
+        # `cc -o {output}` cannot create out/; make users write `mkdir -p $(@D)` for this.
+        for target in flatten(task.output()):
+            makedirs = getattr(target, "makedirs", None)
+            if makedirs is not None:
+                makedirs()
     if echo:
-        print(shown, flush=True)
+        prefix = f"[{task.task_id}] " if task is not None and PARALLEL.get() else ""
+        print(prefix + shown, flush=True)
     sys.stderr.flush()
     full_env = {**os.environ, **env} if env else None
+    # The command inherits flow's file descriptors: with -j N the executor captures them.
     proc = subprocess.run(cmd, shell=isinstance(cmd, str), cwd=cwd, env=full_env)
     if check and proc.returncode != 0:
         raise CommandFailed(shown, proc.returncode)
     return proc.returncode
+
+
+def format_command(cmd: str, values: dict[str, Any]) -> str:
+    """Expand ``{input}``, ``{output}`` and ``{name}`` in ``cmd``, shell-quoting every path."""
+    formatter = string.Formatter()
+    parts = []
+    try:
+        parsed = list(formatter.parse(cmd))
+    except ValueError as exc:
+        raise PlaceholderError(
+            f"flow.sh: {exc} in {cmd!r}; write {{{{ and }}}} for literal braces"
+        ) from None
+    for literal, field, spec, conversion in parsed:
+        parts.append(literal)
+        if field is None:
+            continue
+        value = _field_value(cmd, field, values)
+        if conversion:
+            value = formatter.convert_field(value, conversion)
+        parts.append(_quoted(value, spec or ""))
+    return "".join(parts)
+
+
+def _field_value(cmd: str, field: str, values: dict[str, Any]) -> Any:
+    """The value of ``{field}``: a keyword value, or the running task's input/output, indexed."""
+    key = field.split(".", 1)[0].split("[", 1)[0]
+    if not key or key.isdigit():
+        raise PlaceholderError(
+            f"flow.sh: positional placeholder {{{field}}} in {cmd!r}; name it, "
+            "e.g. {src} with src=..., or write {{ and }} for literal braces"
+        )
+    if key in values:
+        namespace = values
+    elif key in ("input", "output"):
+        task = current_task()
+        if task is None:
+            raise PlaceholderError(
+                f"flow.sh: {{{key}}} in {cmd!r} is only known inside a task's run(); "
+                f"pass {key}=... to flow.sh outside a task"
+            )
+        namespace = {key: task.input() if key == "input" else task.output()}
+    else:
+        raise PlaceholderError(
+            f"flow.sh: unknown placeholder {{{key}}} in {cmd!r}; pass {key}=... to flow.sh, "
+            "or write {{ and }} for literal braces"
+        )
+    try:
+        value, _ = string.Formatter().get_field(field, (), namespace)
+    except (KeyError, IndexError, AttributeError, TypeError) as exc:
+        raise PlaceholderError(f"flow.sh: cannot look up {{{field}}} in {cmd!r}: {exc!r}") from None
+    return value
+
+
+def _quoted(value: Any, spec: str) -> str:
+    """A path, target or string shell-quoted; a list or dict as space-separated quoted items."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return " ".join(_quoted(v, spec) for v in value)
+    path = getattr(value, "path", None)
+    if isinstance(path, str):
+        value = path
+    elif isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    return shlex.quote(format(value, spec))
 
 
 class _NoMatch(Target):
