@@ -1394,3 +1394,25 @@ def test_bad_parameter_inside_requires_names_the_task_whose_requires_it_is(proje
     assert proc.returncode == 2
     assert "Root().requires()" in proc.stderr
     assert "unknown parameter 'm' for Leaf" in proc.stderr
+
+
+def test_json_stdout_holds_only_the_document_when_the_flowfile_and_tasks_print(project):
+    """--json: prints at import, in run() and from flow.sh go to stderr; stdout parses as JSON."""
+    project.flowfile("""
+        print("importing the Flowfile")
+        class Loud(flow.Task):
+            def output(self):
+                return flow.LocalTarget("out/loud.txt")
+            def run(self):
+                print("print in run")
+                flow.sh("echo from a command")
+                with self.output().open("w") as f:
+                    f.write("x")
+        """)
+    proc = project.run("--json", "Loud")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["summary"]["ran"] == 1
+    for line in ("importing the Flowfile", "print in run", "from a command"):
+        assert line in proc.stderr
+    assert json.loads(project.run("--json", "--list").stdout)

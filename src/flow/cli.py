@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any, NoReturn
 
@@ -131,7 +133,37 @@ def invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any]) -> int:
     """Run one command line; FlowErrors become a message and their exit status."""
     from .report import Reporter
 
-    reporter = Reporter(quiet=opts["quiet"], verbose=opts["verbose"], json_mode=opts["json_mode"])
+    with _stdout_for_json(opts["json_mode"]) as out:
+        reporter = Reporter(
+            quiet=opts["quiet"], verbose=opts["verbose"], json_mode=opts["json_mode"], out=out
+        )
+        return _report_errors(tokens, opts, obj, reporter)
+
+
+@contextlib.contextmanager
+def _stdout_for_json(json_mode: bool) -> Iterator[Any]:
+    """With --json, stdout carries the JSON document alone: whatever the Flowfile and its tasks
+    print (and the commands they run) goes to stderr meanwhile."""
+    if not json_mode:
+        yield None
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    out = os.fdopen(saved, "w", encoding="utf-8", closefd=False)
+    try:
+        yield out
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            out.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _report_errors(
+    tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], reporter: Any
+) -> int:
     try:
         return _invoke(tokens, opts, obj, reporter)
     except FlowError as exc:
