@@ -18,6 +18,8 @@ from .report import Reporter
 from .task import Task, _class_overrides
 
 FLOW_DIR = ".flow"
+# From this many tasks on, read the whole manifest at once rather than a query per output.
+PRELOAD_AT = 500
 
 
 @dataclass
@@ -99,6 +101,8 @@ def build(
             reporter.warning(message)
         if not readonly:
             clean_interrupted(manifest, reporter)
+        if len(graph.tasks) >= PRELOAD_AT:
+            manifest.preload()
         warned = len(manifest.warnings)
         forced = (
             {t for t in graph.tasks if getattr(graph.tasks[t], "run", None) is not None}

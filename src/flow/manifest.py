@@ -78,6 +78,10 @@ class Manifest:
         self.warnings: list[str] = []
         self.unfinished: set[str] = set()
         self._db: sqlite3.Connection | None = None
+        # Preloaded rows (``preload``); None: read row by row. Keys in ``_fresh`` bypass them.
+        self._records: dict[str, tuple[Any, ...]] | None = None
+        self._stats: dict[str, StatRecord] | None = None
+        self._fresh: set[str] = set()
         self._locks: Locks | None = None
         self._open()
         # Outputs a run was writing when it died (a writable run cleans them up at once).
@@ -167,6 +171,7 @@ class Manifest:
             raise sqlite3.DatabaseError("database file is truncated")
 
     def _recover(self, exc: BaseException) -> None:
+        self._records = self._stats = None  # whatever was preloaded came from the bad file
         if self._db is not None:
             with contextlib.suppress(Exception):
                 self._db.close()
@@ -200,12 +205,43 @@ class Manifest:
             return None
 
     # -- reading --------------------------------------------------------------------------------
+    def preload(self) -> None:
+        """Read every record and stat-cache entry in two queries, instead of one query per
+        output (a 10,000-task graph plans several times faster). Only worth it for big graphs;
+        ``refresh`` re-reads keys another process may have changed since."""
+        if self._db is None:
+            return
+        try:
+            records = self._db.execute(
+                "SELECT key, task_id, family, params, code, inputs, hash, built_ns FROM outputs"
+            ).fetchall()
+            stats = self._db.execute(
+                "SELECT path, size, mtime_ns, ctime_ns, ino, hash, checked_ns FROM files"
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+            return
+        self._records = {row[0]: row[1:] for row in records}
+        self._stats = {row[0]: StatRecord(*row[1:]) for row in stats}
+
+    def refresh(self, keys: Iterable[str]) -> None:
+        """Forget preloaded rows of ``keys``: the next read goes to the database."""
+        if self._records is not None:
+            for key in keys:
+                self._records.pop(key, None)
+                self._stats.pop(key, None)  # type: ignore[union-attr]
+                self._fresh.add(key)
+
     def get(self, key: str) -> Record | None:
         """The record of the output ``key``, or None."""
-        row = self._query(
-            "SELECT task_id, family, params, code, inputs, hash, built_ns FROM outputs WHERE key = ?",
-            (key,),
-        )
+        if self._records is not None and key not in self._fresh:
+            row = self._records.get(key)
+        else:
+            row = self._query(
+                "SELECT task_id, family, params, code, inputs, hash, built_ns FROM outputs "
+                "WHERE key = ?",
+                (key,),
+            )
         if row is None:
             return None
         task_id, family, params, code, inputs, digest, built_ns = row
@@ -215,6 +251,8 @@ class Manifest:
 
     def get_stat(self, path: str) -> StatRecord | None:
         """The stat-cache entry of a file, or None."""
+        if self._stats is not None and path not in self._fresh:
+            return self._stats.get(path)
         row = self._query(
             "SELECT size, mtime_ns, ctime_ns, ino, hash, checked_ns FROM files WHERE path = ?",
             (path,),
@@ -260,6 +298,11 @@ class Manifest:
                     db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", stat_rows)
                     if done:
                         db.executemany("DELETE FROM running WHERE key = ?", done)
+                if self._records is not None:
+                    for row in rows:
+                        self._records[row[0]] = row[1:]
+                if self._stats is not None:
+                    self._stats.update(stats or {})
                 return
             except sqlite3.DatabaseError as exc:
                 if attempt == 2 or isinstance(exc, sqlite3.OperationalError):
@@ -272,6 +315,10 @@ class Manifest:
         """Drop the records of outputs (a task that failed after rewriting them)."""
         if self.readonly or self._db is None:
             return
+        keys = list(keys)
+        if self._records is not None:
+            for key in keys:
+                self._records.pop(key, None)
         with contextlib.suppress(sqlite3.DatabaseError), self._transaction(self._db) as db:
             db.executemany("DELETE FROM outputs WHERE key = ?", [(k,) for k in keys])
 
