@@ -2,32 +2,84 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .build import BuildResult
-from .build import build as _build
-from .parameter import (
-    BoolParameter,
-    ChoiceParameter,
-    DateInterval,
-    DateIntervalParameter,
-    DateParameter,
-    DictParameter,
-    EnumParameter,
-    FloatParameter,
-    IntParameter,
-    ListParameter,
-    NumericalParameter,
-    OptionalParameter,
-    Parameter,
-    PathParameter,
-    TupleParameter,
-)
-from .shell import CommandFailed, Files, sh
-from .target import FileSystemTarget, LocalTarget, Target
-from .task import DynamicRequirements, ExternalTask, Task, WrapperTask
+from ._version import __version__ as __version__
 
-__version__ = "0.1.0"
+# Public names and the module each lives in. They are imported on first use (PEP 562), so that
+# `flow --version` and every shell-completion Tab import click and the CLI module, nothing more.
+_LAZY = {
+    "BuildResult": "spine",
+    "CommandFailed": "shell",
+    "Files": "shell",
+    "sh": "shell",
+    "FileSystemTarget": "target",
+    "LocalTarget": "target",
+    "Target": "target",
+    "DynamicRequirements": "task",
+    "ExternalTask": "task",
+    "Task": "task",
+    "WrapperTask": "task",
+    **dict.fromkeys(
+        (
+            "BoolParameter",
+            "ChoiceParameter",
+            "DateInterval",
+            "DateIntervalParameter",
+            "DateParameter",
+            "DictParameter",
+            "EnumParameter",
+            "FloatParameter",
+            "IntParameter",
+            "ListParameter",
+            "NumericalParameter",
+            "OptionalParameter",
+            "Parameter",
+            "PathParameter",
+            "TupleParameter",
+        ),
+        "parameter",
+    ),
+}
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from .parameter import (
+        BoolParameter,
+        ChoiceParameter,
+        DateInterval,
+        DateIntervalParameter,
+        DateParameter,
+        DictParameter,
+        EnumParameter,
+        FloatParameter,
+        IntParameter,
+        ListParameter,
+        NumericalParameter,
+        OptionalParameter,
+        Parameter,
+        PathParameter,
+        TupleParameter,
+    )
+    from .shell import CommandFailed, Files, sh
+    from .spine import BuildResult
+    from .target import FileSystemTarget, LocalTarget, Target
+    from .task import DynamicRequirements, ExternalTask, Task, WrapperTask
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'flow' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "BoolParameter",
@@ -69,11 +121,13 @@ def build(
     keep_going: bool = False,
     **options: Any,
 ) -> BuildResult:
-    """Build ``tasks`` from Python (Luigi's ``luigi.build``); see :func:`flow.build.build`.
+    """Build ``tasks`` from Python (Luigi's ``luigi.build``); see :func:`flow.spine.build`.
 
     ``local_scheduler=``, ``detailed_summary=`` and other Luigi keywords are accepted and ignored;
     ``workers=N`` means ``jobs=N``. The result is truthy when everything succeeded.
     """
+    from .spine import build as _build
+
     for luigi_only in (
         "local_scheduler",
         "detailed_summary",

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 import click
 
-from . import __version__
+from ._version import __version__
 from .errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, FlowError, Terminated
 
 GRAPH_FORMATS = ("dot", "mermaid", "json")
@@ -179,9 +179,9 @@ def _report_errors(
 
 def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> int:
     from .args import parse_tokens
-    from .build import build
     from .flowfile import find_flowfile, from_module, load_flowfile, load_module
     from .report import render_graph, render_list
+    from .spine import build
 
     if opts.get("completion"):
         from .complete import script

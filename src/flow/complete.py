@@ -23,7 +23,7 @@ from click.shell_completion import (
     add_completion_class,
 )
 
-from . import __version__
+from ._version import __version__
 
 INDEX_VERSION = 1
 SHELLS = ("bash", "zsh", "fish")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from typing import IO, Any
@@ -124,7 +123,7 @@ def _canonical(p: str) -> str:
 
 def _tmp_sibling(path: str) -> str:
     head, tail = os.path.split(path)
-    return os.path.join(head, f".{tail}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+    return os.path.join(head, f".{tail}.{os.urandom(4).hex()}{TMP_SUFFIX}")
 
 
 def _discard(tmp: str) -> None:

@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .build import FLOW_DIR, build
 from .errors import FlowError
 from .flowfile import Flowfile, project_modules, reload_flowfile, user_traceback
 from .graph import TaskGraph
 from .shell import Files
+from .spine import FLOW_DIR, build
 from .target import TMP_SUFFIX, LocalTarget
 from .task import ExternalTask, Task
 
@@ -404,7 +404,7 @@ def watch(
 ) -> int:
     """``flow -w``: build, then rebuild on every change that matters until Ctrl-C (status 0).
 
-    ``options`` are ``flow.build.build``'s keywords; ``-B`` and ``-t`` apply to the first build.
+    ``options`` are ``flow.spine.build``'s keywords; ``-B`` and ``-t`` apply to the first build.
     """
     session = Session(flowfile, tokens, roots, options, reporter, tuple(exclude))
     observer = Observer(reporter, polling=os.environ.get(POLLING_ENV, "") not in ("", "0"))
