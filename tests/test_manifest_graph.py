@@ -742,6 +742,29 @@ def test_a_file_hashed_within_the_racy_window_is_rehashed(tmp_path):
     assert str(path) in second.updates
 
 
+@pytest.mark.parametrize(
+    "mtime_ns, age_ms, trusted",
+    [
+        (1_700_000_000_123_456_789, 50, False),  # fine timestamps: 0.1 s window
+        (1_700_000_000_123_456_789, 150, True),
+        (1_700_000_000_000_000_000, 1500, False),  # whole seconds: a coarse FS, 2 s window
+        (1_700_000_000_000_000_000, 2500, True),
+    ],
+)
+def test_the_racy_window_follows_the_timestamp_granularity(tmp_path, mtime_ns, age_ms, trusted):
+    """A cache entry taken age_ms after the file's last change is trusted only outside the
+    window: 0.1 s where mtimes have sub-second digits, 2 s where they are whole seconds."""
+    path = tmp_path / "a"
+    path.write_bytes(b"content")
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    st = os.stat(path)
+    rec = StatRecord(
+        st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, "cached",
+        max(st.st_mtime_ns, st.st_ctime_ns) + age_ms * 1_000_000,
+    )
+    assert rec.matches(st) is trusted
+
+
 def test_fingerprinter_target_hashes_local_targets_by_content(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("x.txt").write_text("hello")

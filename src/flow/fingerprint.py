@@ -16,7 +16,11 @@ from .target import TMP_SUFFIX, LocalTarget
 
 # A file whose mtime/ctime lies this close to the moment it was hashed may change again within
 # the filesystem's timestamp granularity without its stat changing: re-hash it next time.
+# Whole-second mtimes mean a coarse filesystem (FAT keeps 2 s): allow the worst case. Finer
+# ones (ext4, xfs, btrfs, APFS) tick at most every few milliseconds: a tenth of a second is ample,
+# and the first no-op after a build need not re-read what the build just wrote.
 RACY_NS = 2_000_000_000
+FINE_RACY_NS = 100_000_000
 _CHUNK = 1 << 20
 _FLOW_PKG = os.path.dirname(os.path.realpath(__file__)) + os.sep
 
@@ -38,8 +42,12 @@ class StatRecord:
             and self.mtime_ns == st.st_mtime_ns
             and self.ctime_ns == st.st_ctime_ns
             and self.ino == st.st_ino
-            and self.checked_ns - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS
+            and self.checked_ns - max(st.st_mtime_ns, st.st_ctime_ns) > _racy_window(st)
         )
+
+
+def _racy_window(st: os.stat_result) -> int:
+    return RACY_NS if st.st_mtime_ns % 1_000_000_000 == 0 else FINE_RACY_NS
 
 
 def hash_bytes(data: bytes) -> str:
