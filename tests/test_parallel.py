@@ -282,3 +282,29 @@ def test_a_task_that_kills_its_worker_fails_and_the_build_goes_on_with_keep_goin
     status = {t["task"]: t["status"] for t in doc["tasks"]}
     assert status["Crash()"] == "failed"
     assert all(status[f"Fine(i={i})"] == "up-to-date" for i in range(3))
+
+
+def test_on_a_terminal_the_status_line_names_the_tasks_running_at_once(project):
+    """-j 2 with stderr on a pty: the live status line lists both running tasks."""
+    import pty
+
+    project.flowfile(SLEEPERS)
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    proc = subprocess.Popen([*FLOW, "-j", "2", "Naps"], cwd=project.root, stdout=subprocess.PIPE,
+                            stderr=slave, text=True, env=env)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the pty closes when flow exits
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    text = seen.decode()
+    assert "running Nap(i=0), Nap(i=1)" in text or "running Nap(i=1), Nap(i=0)" in text, text
