@@ -392,6 +392,7 @@ def render(bench: Bench, startup: dict[str, Sample], tools: list[str], command: 
                 f"{fmt_s(max(s.times))} | {r} | {max(s.rss):.0f} MiB |"
             )
 
+    lines += targets(bench, startup)
     lines += [
         "",
         "## Every measurement (median, min, max, runs, peak RSS)",
@@ -421,6 +422,49 @@ def render(bench: Bench, startup: dict[str, Sample], tools: list[str], command: 
               "- Peak RSS is `ru_maxrss` of the child from `os.wait4` (for make: the largest of make "
               "and the children it waited for)."]
     return "\n".join(lines) + "\n"
+
+
+def targets(bench: Bench, startup: dict[str, Sample]) -> list[str]:
+    """Issue 4's targets, checked against this run's medians (only those it measured)."""
+    r = bench.results
+
+    def med(name: str, n: int, tool: str, sc: str) -> float | None:
+        s = r.get((name, n, tool), {}).get(sc)
+        return s.median if s is not None and s.ok else None
+
+    rows = []
+
+    def check(what: str, value: float | None, limit: float, unit: str, below: bool = True) -> None:
+        if value is None:
+            rows.append(f"| {what} | not measured | {limit:g}{unit} | — |")
+            return
+        met = value <= limit if below else value >= limit
+        rows.append(f"| {what} | {value:.2f}{unit} | {'≤' if below else '≥'} {limit:g}{unit} | "
+                    f"{'met' if met else '**missed**'} |")
+
+    big = 10_000
+    noop, mk = med("w1", big, "flow", "no-op"), med("w1", big, "make", "no-op")
+    check("W1 N=10,000 no-op: flow / make", noop / mk if noop and mk else None, 5, "×")
+    dt = med("w1", big, "doit", "no-op")
+    check("W1 N=10,000 no-op: doit / flow", dt / noop if dt and noop else None, 10, "×", below=False)
+    full, mkf = med("w1", big, "flow", "full -j1"), med("w1", big, "make", "full -j1")
+    check("W1 N=10,000 full -j1: flow / make", full / mkf if full and mkf else None, 1, "×")
+    ver = startup.get("flow --version")
+    if full is not None and ver is not None and ver.ok:
+        per = (full - ver.median) / big * 1000
+        check("W1 N=10,000 full -j1: (flow time − `flow --version`) / N", per, 0.2, " ms")
+    inc = med("w1", big, "flow", "incremental")
+    check("W1 N=10,000 incremental / flow's no-op", inc / noop if inc and noop else None, 1.5, "×")
+    small = med("w1", 1000, "flow", "no-op")
+    check("W1 flow no-op growth N=1,000 → 10,000", noop / small if noop and small else None, 12, "×")
+    s = r.get(("w1", 100_000, "flow"), {}).get("no-op")
+    check("W1 N=100,000 flow no-op peak RSS", max(s.rss) if s is not None and s.ok else None, 600,
+          " MiB")
+    py = startup.get("python -c pass")
+    check("`flow --version` / `python -c pass`",
+          ver.median / py.median if ver and py and ver.ok and py.ok else None, 4, "×")
+    return ["", "## Issue 4 targets", "", "| target | measured | limit | verdict |",
+            "|---|---:|---:|---|", *rows]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
