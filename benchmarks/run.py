@@ -69,7 +69,11 @@ def run_child(argv: list[str], cwd: str, cap: float, log_path: str) -> Timed:
     with open(log_path, "wb") as log:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            argv,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         killed = threading.Event()
@@ -229,9 +233,14 @@ class Bench:
         cases = {
             "python -c pass": ([sys.executable, "-c", "pass"], runs, None),
             "flow --version": ([flow, "--version"], runs, None),
-            "flow -f Flowfile.example --list": ([flow, "-f", "Flowfile.example", "--list"], runs, None),
+            "flow -f Flowfile.example --list": (
+                [flow, "-f", "Flowfile.example", "--list"],
+                runs,
+                None,
+            ),
             "completion `flow Squ<Tab>`": (
-                [flow], completion_runs,
+                [flow],
+                completion_runs,
                 {"_FLOW_COMPLETE": "bash_complete", "COMP_WORDS": "flow Squ", "COMP_CWORD": "1"},
             ),
             "flow --version (x completion runs)": ([flow, "--version"], completion_runs, None),
@@ -295,7 +304,7 @@ def machine_line() -> str:
     except OSError:
         pass
     try:
-        load = "load average %.2f %.2f %.2f" % os.getloadavg()
+        load = "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     except OSError:
         load = "load ?"
     return (
@@ -304,8 +313,14 @@ def machine_line() -> str:
     )
 
 
-def render(bench: Bench, startup: dict[str, Sample], tools: list[str], command: str,
-           skipped_tools: dict[str, str], started: float) -> str:
+def render(
+    bench: Bench,
+    startup: dict[str, Sample],
+    tools: list[str],
+    command: str,
+    skipped_tools: dict[str, str],
+    started: float,
+) -> str:
     args = bench.args
     lines = [
         "# flow benchmark",
@@ -320,7 +335,11 @@ def render(bench: Bench, startup: dict[str, Sample], tools: list[str], command: 
     ]
     for t, why in skipped_tools.items():
         lines.append(f"- {t}: not run ({why})")
-    lines += ["", "Workloads: " + "; ".join(f"**{k.upper()}** {v}" for k, v in DESCRIPTIONS.items()), ""]
+    lines += [
+        "",
+        "Workloads: " + "; ".join(f"**{k.upper()}** {v}" for k, v in DESCRIPTIONS.items()),
+        "",
+    ]
 
     # Main table: medians, ratio to make.
     lines += [
@@ -348,7 +367,11 @@ def render(bench: Bench, startup: dict[str, Sample], tools: list[str], command: 
         for sc in ("no-op", "full -j1"):
             s = samples.get(sc)
             mem.append(f"{max(s.rss):.0f}" if s is not None and s.ok else "—")
-        lines.append(f"| {name.upper()} | {n:,} | {tool} | " + " | ".join(cells) + f" | {' / '.join(mem)} MiB |")
+        lines.append(
+            f"| {name.upper()} | {n:,} | {tool} | "
+            + " | ".join(cells)
+            + f" | {' / '.join(mem)} MiB |"
+        )
 
     # flow against each peer.
     peers = [t for t in tools if t not in ("flow", "make")]
@@ -370,7 +393,7 @@ def render(bench: Bench, startup: dict[str, Sample], tools: list[str], command: 
                 if p is not None and f is not None and p.ok and f.ok:
                     cells.append(ratio(p.median, f.median))
                 else:
-                    cells.append((p.note if p is not None and p.note else "—"))
+                    cells.append(p.note if p is not None and p.note else "—")
             lines.append(f"| {name.upper()} | {n:,} | {tool} | " + " | ".join(cells) + " |")
 
     if startup:
@@ -413,14 +436,17 @@ def render(bench: Bench, startup: dict[str, Sample], tools: list[str], command: 
                 f"{fmt_s(min(s.times))} | {fmt_s(max(s.times))} | {len(s.times)} | "
                 f"{max(s.rss):.0f} MiB |"
             )
-    lines += ["", "Notes:",
-              "- `-j2` for flow: until the parallel executor lands, flow warns and runs serially.",
-              "- pytask `-j2` needs the pytask-parallel plugin, which the bench extra leaves out (n/a).",
-              "- Luigi decides by existence only: its incremental run does not rebuild the edited "
-              "source's task (it measures a no-op that finds everything complete).",
-              "- W2 incremental edits the seed, so the whole chain reruns; W1 and W3 edit source N/2.",
-              "- Peak RSS is `ru_maxrss` of the child from `os.wait4` (for make: the largest of make "
-              "and the children it waited for)."]
+    lines += [
+        "",
+        "Notes:",
+        "- `-j2` for flow: until the parallel executor lands, flow warns and runs serially.",
+        "- pytask `-j2` needs the pytask-parallel plugin, which the bench extra leaves out (n/a).",
+        "- Luigi decides by existence only: its incremental run does not rebuild the edited "
+        "source's task (it measures a no-op that finds everything complete).",
+        "- W2 incremental edits the seed, so the whole chain reruns; W1 and W3 edit source N/2.",
+        "- Peak RSS is `ru_maxrss` of the child from `os.wait4` (for make: the largest of make "
+        "and the children it waited for).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -439,14 +465,18 @@ def targets(bench: Bench, startup: dict[str, Sample]) -> list[str]:
             rows.append(f"| {what} | not measured | {limit:g}{unit} | — |")
             return
         met = value <= limit if below else value >= limit
-        rows.append(f"| {what} | {value:.2f}{unit} | {'≤' if below else '≥'} {limit:g}{unit} | "
-                    f"{'met' if met else '**missed**'} |")
+        rows.append(
+            f"| {what} | {value:.2f}{unit} | {'≤' if below else '≥'} {limit:g}{unit} | "
+            f"{'met' if met else '**missed**'} |"
+        )
 
     big = 10_000
     noop, mk = med("w1", big, "flow", "no-op"), med("w1", big, "make", "no-op")
     check("W1 N=10,000 no-op: flow / make", noop / mk if noop and mk else None, 5, "×")
     dt = med("w1", big, "doit", "no-op")
-    check("W1 N=10,000 no-op: doit / flow", dt / noop if dt and noop else None, 10, "×", below=False)
+    check(
+        "W1 N=10,000 no-op: doit / flow", dt / noop if dt and noop else None, 10, "×", below=False
+    )
     full, mkf = med("w1", big, "flow", "full -j1"), med("w1", big, "make", "full -j1")
     check("W1 N=10,000 full -j1: flow / make", full / mkf if full and mkf else None, 1, "×")
     ver = startup.get("flow --version")
@@ -456,15 +486,31 @@ def targets(bench: Bench, startup: dict[str, Sample]) -> list[str]:
     inc = med("w1", big, "flow", "incremental")
     check("W1 N=10,000 incremental / flow's no-op", inc / noop if inc and noop else None, 1.5, "×")
     small = med("w1", 1000, "flow", "no-op")
-    check("W1 flow no-op growth N=1,000 → 10,000", noop / small if noop and small else None, 12, "×")
+    check(
+        "W1 flow no-op growth N=1,000 → 10,000", noop / small if noop and small else None, 12, "×"
+    )
     s = r.get(("w1", 100_000, "flow"), {}).get("no-op")
-    check("W1 N=100,000 flow no-op peak RSS", max(s.rss) if s is not None and s.ok else None, 600,
-          " MiB")
+    check(
+        "W1 N=100,000 flow no-op peak RSS",
+        max(s.rss) if s is not None and s.ok else None,
+        600,
+        " MiB",
+    )
     py = startup.get("python -c pass")
-    check("`flow --version` / `python -c pass`",
-          ver.median / py.median if ver and py and ver.ok and py.ok else None, 4, "×")
-    return ["", "## Issue 4 targets", "", "| target | measured | limit | verdict |",
-            "|---|---:|---:|---|", *rows]
+    check(
+        "`flow --version` / `python -c pass`",
+        ver.median / py.median if ver and py and ver.ok and py.ok else None,
+        4,
+        "×",
+    )
+    return [
+        "",
+        "## Issue 4 targets",
+        "",
+        "| target | measured | limit | verdict |",
+        "|---|---:|---:|---|",
+        *rows,
+    ]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -474,13 +520,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=None, help="runs per measurement (default 5)")
     p.add_argument("--tools", default=",".join(ALL_TOOLS))
     p.add_argument("--workloads", default=",".join(WORKLOADS))
-    p.add_argument("--scenarios", default=",".join(SCENARIOS),
-                   help="any of: full -j1, full -j2, no-op, incremental")
-    p.add_argument("--big", action="store_true",
-                   help="also flow's W1 no-op and memory at N=100,000 (takes minutes)")
+    p.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help="any of: full -j1, full -j2, no-op, incremental",
+    )
+    p.add_argument(
+        "--big",
+        action="store_true",
+        help="also flow's W1 no-op and memory at N=100,000 (takes minutes)",
+    )
     p.add_argument("--cap", type=float, default=120.0, help="kill a single run after this many s")
-    p.add_argument("--budget", type=float, default=60.0,
-                   help="stop repeating a measurement once its runs add up to this many s")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=60.0,
+        help="stop repeating a measurement once its runs add up to this many s",
+    )
     p.add_argument("--startup-runs", type=int, default=None, help="default: 10 (3 with --quick)")
     p.add_argument("--completion-runs", type=int, default=20)
     p.add_argument("--no-startup", action="store_true", help="skip the start-up section")
@@ -501,8 +557,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
-    command = shlex.join([os.path.relpath(sys.executable) if sys.executable.startswith(REPO)
-                          else sys.executable, "benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(
+        [
+            os.path.relpath(sys.executable) if sys.executable.startswith(REPO) else sys.executable,
+            "benchmarks/run.py",
+            *(sys.argv[1:] if argv is None else argv),
+        ]
+    )
     ns = [int(x.replace("_", "")) for x in args.n.split(",") if x]
     wanted = [t.strip() for t in args.tools.split(",") if t.strip()]
     names = [w.strip().lower() for w in args.workloads.split(",") if w.strip()]
@@ -514,13 +575,18 @@ def main(argv: list[str] | None = None) -> int:
     for t, why in skipped.items():
         print(f"note: skipping {t}: {why}", file=sys.stderr)
     tools = [t for t in wanted if t not in skipped]
+    # A SIGTERM (a CI timeout) unwinds through the finally below, which removes the scratch dir.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     scratch = args.scratch or tempfile.mkdtemp(prefix="flow-bench-")
     os.makedirs(os.path.join(scratch, "logs"), exist_ok=True)
     bench = Bench(args, scratch)
     bench.say(f"{command}\n{machine_line()}\nscratch: {scratch}")
     try:
-        startup = {} if args.no_startup or "flow" not in tools else bench.startup(
-            args.startup_runs, args.completion_runs)
+        startup = (
+            {}
+            if args.no_startup or "flow" not in tools
+            else bench.startup(args.startup_runs, args.completion_runs)
+        )
         for name in names:
             for n in ns:
                 for tool in ["make"] + [t for t in tools if t != "make"]:
