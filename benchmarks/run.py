@@ -17,6 +17,7 @@ import argparse
 import importlib.util
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -171,7 +172,7 @@ class Bench:
                 s.note = f"skipped (>{self.args.cap:g} s)"
                 return s
             if t.status != 0:
-                s.note = f"failed (exit {t.status})"
+                s.note = f"failed (exit {t.status}{_error_name(t.log)})"
                 self.say(f"    FAILED {shlex.join(argv)} in {w.root}:\n{t.log}")
                 return s
             s.times.append(t.seconds)
@@ -261,6 +262,12 @@ class Bench:
                 s.rss.append(t.rss_mib)
             out[label] = s
         return out
+
+
+def _error_name(log: str) -> str:
+    """The exception named last in a failed run's output (", RecursionError"), if any."""
+    found = re.findall(r"\b([A-Z][A-Za-z]*(?:Error|Exception))\b", log)
+    return f", {found[-1]}" if found else ""
 
 
 def _run_env(argv: list[str], cwd: str, env: dict[str, str] | None, cap: float, log: str) -> Timed:
