@@ -100,11 +100,23 @@ class Manifest:
                     "the Flowfile writable, or run from a checkout you own"
                 ) from None
         try:
-            self._db = self._connect()
+            self._db = self._connect_patiently()
         except sqlite3.OperationalError as exc:  # permissions, a directory in the way
             raise ManifestError(f"cannot open {self.path}: {exc}; check its permissions") from None
         except sqlite3.DatabaseError as exc:  # not a database, malformed, truncated
             self._recover(exc)
+
+    def _connect_patiently(self) -> sqlite3.Connection:
+        """Connect, waiting while another flow holds the database: setting up the schema or
+        switching to WAL can report "locked" at once instead of waiting for the busy timeout."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return self._connect()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _connect(self) -> sqlite3.Connection:
         if self.readonly:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +98,8 @@ def build(
     if reporter is None:
         reporter = Reporter()
     jobs = int(luigi_options.pop("workers", jobs) or 1)
-    graph = build_graph(roots)
+    with _gc_paused():
+        graph = build_graph(roots)
     readonly = dry_run or check
     manifest = Manifest(FLOW_DIR, readonly=readonly)
     try:
@@ -114,7 +118,8 @@ def build(
         ctx = Context(
             graph, manifest, Fingerprinter(manifest.get_stat), CodeHasher(os.getcwd()), forced
         )
-        plan = make_plan(graph, ctx)
+        with _gc_paused():
+            plan = make_plan(graph, ctx)
         if readonly:
             reporter.plan(plan, explain=explain)
             status = EXIT_FAILED if plan.missing or (check and plan.to_run) else EXIT_OK
@@ -139,6 +144,20 @@ def build(
         return BuildResult(plan, results, EXIT_FAILED if bad else EXIT_OK)
     finally:
         manifest.close()
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Building a graph and a plan creates hundreds of thousands of long-lived objects and no
+    garbage cycles worth collecting; the cyclic collector would walk them over and over (about
+    a tenth of a 10,000-task no-op). Tasks run with it on."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _not_started(plan: Plan) -> dict[str, TaskResult]:

@@ -139,11 +139,13 @@ class AtomicFile(io.IOBase):
 
     def __init__(self, path: str, binary: bool = False) -> None:
         self.path = path
-        parent = os.path.dirname(path)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
         self.tmp_path = _tmp_sibling(path)
-        fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            fd = os.open(self.tmp_path, flags, 0o666)
+        except FileNotFoundError:  # the directory is missing: create it only then (one syscall)
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            fd = os.open(self.tmp_path, flags, 0o666)
         self._file: IO[Any] = (
             os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
         )
