@@ -18,12 +18,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def run_json(project, *args: str) -> tuple[int, dict]:
-    """`flow --json`, reading the document after what commands printed (tasks share stdout at -j 1)."""
+    """`flow --json`: the document alone is on stdout (what commands print goes to stderr)."""
     proc = project.run("--json", *args)
-    start = (
-        proc.stdout.find("{\n") if proc.stdout.startswith("{") else proc.stdout.find("\n{\n") + 1
-    )
-    return proc.returncode, json.loads(proc.stdout[start:])
+    return proc.returncode, json.loads(proc.stdout)
 
 
 def ran(project, *args: str) -> list[str]:
@@ -89,6 +86,48 @@ class Unknown(flow.Task):
     def run(self):
         flow.sh("cp {inptu} {output}")
 """
+
+
+def test_sh_runs_a_plain_command_without_a_shell_as_make_does(project):
+    """A command with nothing for the shell to do is exec'd directly (its parent is flow, not
+    sh); one with shell syntax or a builtin still goes through /bin/sh."""
+    project.write("parent", "#!/bin/sh\ncat /proc/$PPID/comm > \"$1\"\n")
+    (project.root / "parent").chmod(0o755)
+    project.flowfile("""
+        class Direct(flow.Task):
+            def output(self):
+                return flow.LocalTarget("out/direct.txt")
+            def run(self):
+                flow.sh("./parent out/direct.txt")
+        class Shelled(flow.Task):
+            def output(self):
+                return flow.LocalTarget("out/shelled.txt")
+            def run(self):
+                flow.sh("./parent out/shelled.txt && true")
+        class Both(flow.WrapperTask):
+            def requires(self):
+                return [Direct(), Shelled()]
+        """)
+    proc = project.run("Both")
+    assert proc.returncode == 0, proc.stderr
+    assert project.read("out/direct.txt").strip() != "sh"
+    assert project.read("out/shelled.txt").strip() == "sh"
+
+
+def test_sh_with_a_missing_program_fails_like_the_shell_would(project):
+    """A plain command whose program does not exist: status 127, a "not found" line, and the
+    task fails naming the command."""
+    project.flowfile("""
+        class Missing(flow.Task):
+            def output(self):
+                return flow.LocalTarget("out/m.txt")
+            def run(self):
+                flow.sh("no-such-program-xyz --flag")
+        """)
+    proc = project.run("Missing")
+    assert proc.returncode == 1
+    assert "no-such-program-xyz: command not found" in proc.stderr
+    assert "exit status 127" in proc.stderr and "no-such-program-xyz --flag" in proc.stderr
 
 
 def test_sh_input_and_output_placeholders_are_shell_quoted_paths(project):

@@ -78,10 +78,38 @@ def sh(
     sys.stderr.flush()
     full_env = {**os.environ, **env} if env else None
     # The command inherits flow's file descriptors: with -j N the executor captures them.
-    proc = subprocess.run(cmd, shell=isinstance(cmd, str), cwd=cwd, env=full_env)
-    if check and proc.returncode != 0:
-        raise CommandFailed(shown, proc.returncode)
-    return proc.returncode
+    status = _spawn(cmd, cwd, full_env)
+    if check and status != 0:
+        raise CommandFailed(shown, status)
+    return status
+
+
+# As make does, a command line with nothing for the shell to interpret (no quoting, expansion,
+# redirection, operators or builtins) is run directly: one fork and exec instead of two.
+_SHELL_CHARS = frozenset("|&;<>()$`\\\"'*?[]#~=%{}!^\n\t")
+_SHELL_WORDS = frozenset(
+    ". : [ alias bg break case cd command continue do done echo elif else esac eval exec exit "
+    "export false fc fg fi for function getopts hash if jobs kill local printf pwd read "
+    "readonly return select set shift source test then time times trap true type typeset "
+    "ulimit umask unalias unset until wait while".split()
+)
+
+
+def _spawn(cmd: str | list[str], cwd: str | None, env: dict[str, str] | None) -> int:
+    if isinstance(cmd, str):
+        words = cmd.split(" ")
+        if _SHELL_CHARS.isdisjoint(cmd) and words[0] not in _SHELL_WORDS and cmd.strip():
+            cmd = [w for w in words if w]
+        else:
+            return subprocess.run(cmd, shell=True, cwd=cwd, env=env).returncode
+    try:
+        return subprocess.run(cmd, cwd=cwd, env=env).returncode
+    except FileNotFoundError:
+        print(f"flow.sh: {cmd[0]}: command not found", file=sys.stderr, flush=True)
+        return 127  # what /bin/sh answers
+    except PermissionError:
+        print(f"flow.sh: {cmd[0]}: permission denied", file=sys.stderr, flush=True)
+        return 126
 
 
 def format_command(cmd: str, values: dict[str, Any]) -> str:
