@@ -187,28 +187,36 @@ def _apply_overrides() -> None:
     _pending_overrides.clear()
 
 
+_capture_file: Any = None  # one per worker, emptied for each task (creating files is slow)
+
+
 @contextlib.contextmanager
 def _capture() -> Iterator[list[str]]:
     """Send file descriptors 1 and 2 (print, logging, child commands) to a file for one task."""
+    global _capture_file
+    if _capture_file is None:
+        _capture_file = tempfile.TemporaryFile()
+    f = _capture_file
+    f.seek(0)
+    f.truncate()
     captured = [""]
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with tempfile.TemporaryFile() as f:
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-        try:
-            yield captured
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            f.seek(0)
-            captured[0] = f.read().decode("utf-8", "replace")
+    os.dup2(f.fileno(), 1)
+    os.dup2(f.fileno(), 2)
+    try:
+        yield captured
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+        size = os.lseek(f.fileno(), 0, os.SEEK_END)
+        captured[0] = os.pread(f.fileno(), size, 0).decode("utf-8", "replace") if size else ""
 
 
 class Pool:
