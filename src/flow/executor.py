@@ -477,7 +477,7 @@ def _call_hook(hook: Any, *args: Any) -> None:
 def clean_interrupted(manifest: Any, events: Events) -> None:
     """Outputs an earlier run was writing when it died (SIGKILL, power loss) may be half-written:
     remove those that changed since that run started them, so that their task runs again."""
-    for key, task_id, path, before in manifest.interrupted():
+    for key, (task_id, path, before) in list(manifest.unfinished.items()):
         if path:
             now = _stat(path)
             if now is not None and list(now) != before:

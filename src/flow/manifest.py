@@ -76,7 +76,8 @@ class Manifest:
         self.path = os.path.join(directory, DB_NAME)
         self.readonly = readonly
         self.warnings: list[str] = []
-        self.unfinished: set[str] = set()
+        # Output key -> (task id, path, stat before) of outputs a run died writing.
+        self.unfinished: dict[str, tuple[str, str | None, Any]] = {}
         self._db: sqlite3.Connection | None = None
         # Preloaded rows (``preload``); None: read row by row. Keys in ``_fresh`` bypass them.
         self._records: dict[str, tuple[Any, ...]] | None = None
@@ -84,8 +85,7 @@ class Manifest:
         self._fresh: set[str] = set()
         self._locks: Locks | None = None
         self._open()
-        # Outputs a run was writing when it died (a writable run cleans them up at once).
-        self.unfinished = {row[0] for row in self.interrupted()}
+        self.unfinished = {row[0]: row[1:] for row in self._interrupted()}
 
     # -- opening and recovery -------------------------------------------------------------------
     def _open(self) -> None:
@@ -356,13 +356,14 @@ class Manifest:
     def end(self, keys: Iterable[str]) -> None:
         """Clear journal rows: the task finished, failed cleanly, or was cleaned up."""
         keys = list(keys)
-        self.unfinished.difference_update(keys)
+        for key in keys:
+            self.unfinished.pop(key, None)
         if self.readonly or self._db is None:
             return
         with contextlib.suppress(sqlite3.DatabaseError), self._transaction(self._db) as db:
             db.executemany("DELETE FROM running WHERE key = ?", [(k,) for k in keys])
 
-    def interrupted(self) -> list[tuple[str, str, str | None, Any]]:
+    def _interrupted(self) -> list[tuple[str, str, str | None, Any]]:
         """Journal rows whose producer is gone: (key, task_id, path, stat before).
 
         A row whose lock another live flow process holds is that process's work in progress.
