@@ -50,3 +50,19 @@ def test_a_local_no_op_build_imports_no_heavy_module(project):
     status, loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert status == 0
     assert not [m for m in HEAVY if m in set(loaded)]
+    # Needed only after a failure, an interruption or a hand edit: never on a clean no-op.
+    assert not [m for m in ("pathlib", "shutil", "traceback", "glob", "subprocess") if m in loaded]
+
+
+def test_version_imports_click_and_the_cli_but_not_the_engine():
+    """`flow --version` (and every completion Tab) must not load the build engine."""
+    code = (
+        "import sys, json\n"
+        "from flow.cli import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    loaded = set(json.loads(out.strip().splitlines()[-1]))
+    engine = ["flow.spine", "flow.decide", "flow.executor", "flow.manifest", "flow.task", "sqlite3"]
+    assert [m for m in engine if m in loaded] == []

@@ -7,7 +7,6 @@ produced byte-identical outputs finds its input fingerprints unchanged and does 
 from __future__ import annotations
 
 import contextlib
-import glob
 import graphlib
 import inspect
 import os
@@ -495,6 +494,8 @@ def clean_interrupted(manifest: Any, events: Events) -> None:
 
 def _remove_temporaries(paths: list[Any]) -> None:
     """Atomic-write temporaries (``.name.<hex>.flow-tmp``) a killed task left beside outputs."""
+    import glob  # only after an interrupted run: keep it off every start
+
     for path in paths:
         if not isinstance(path, str):
             continue

@@ -9,7 +9,6 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -267,6 +266,8 @@ def _syntax_message(exc: SyntaxError) -> str:
 
 def user_traceback(exc: BaseException) -> str:
     """The traceback of ``exc`` without flow's or importlib's frames: only the user's code."""
+    import traceback  # only when something failed: keep it off every start
+
     te = traceback.TracebackException.from_exception(exc)
     te.stack = traceback.StackSummary.from_list(
         [f for f in te.stack if not _is_internal(f.filename)]

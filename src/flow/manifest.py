@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -392,6 +391,8 @@ class Manifest:
             n += 1
             dest = os.path.join(self.directory, "backup", f"{stamp}.{n}", rel)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
+        import shutil  # only for a hand-edited output: keep it off every start
+
         if os.path.isdir(path):
             shutil.copytree(path, dest, dirs_exist_ok=True)
         else:

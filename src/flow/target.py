@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -80,6 +79,8 @@ class LocalTarget(FileSystemTarget):
     def remove(self) -> None:
         """Delete the file or directory; a missing one is not an error."""
         if os.path.isdir(self.path) and not os.path.islink(self.path):
+            import shutil
+
             shutil.rmtree(self.path)
         else:
             with contextlib.suppress(FileNotFoundError):
@@ -128,6 +129,8 @@ def _tmp_sibling(path: str) -> str:
 
 def _discard(tmp: str) -> None:
     if os.path.isdir(tmp) and not os.path.islink(tmp):
+        import shutil
+
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         with contextlib.suppress(FileNotFoundError):
