@@ -92,7 +92,7 @@ def decide(task: Task, ctx: Context) -> Decision:
         elif not outputs:
             d.missing_external = [f"{tid} (an external task with no outputs is never complete)"]
         else:
-            d.missing_external = [_name(o) for o in outputs if not o.exists()]
+            d.missing_external = [_name(o) for o in outputs if not ctx.fingerprints.exists(o)]
         return d
     if isinstance(task, WrapperTask) and not outputs:
         d.kind = "wrapper"
@@ -112,7 +112,7 @@ def decide(task: Task, ctx: Context) -> Decision:
     d.params = task.to_str_params()
     d.code = ctx.code(type(task))
     d.inputs = _input_fingerprints(tid, ctx)
-    missing = [_name(o) for o in outputs if not o.exists()]
+    missing = [_name(o) for o in outputs if not ctx.fingerprints.exists(o)]
     if ctx.manifest.unfinished:  # a run died while writing these: never trust what is there
         missing += [
             f"{o.key} (left half-written by an interrupted run)"

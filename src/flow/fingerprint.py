@@ -73,6 +73,8 @@ class Fingerprinter:
     def __init__(self, lookup: Any) -> None:
         self._lookup = lookup
         self._memo: dict[str, str | None] = {}
+        # Stats taken by exists() and not yet used by file(): one stat per file per run.
+        self._stats: dict[str, os.stat_result | None] = {}
         self.updates: dict[str, StatRecord] = {}
 
     def target(self, target: Any) -> str | None:
@@ -90,15 +92,25 @@ class Fingerprinter:
             self._memo[key] = value
         return value  # type: ignore[no-any-return]
 
+    def exists(self, target: Any) -> bool:
+        """``target.exists()``; for a plain LocalTarget, from a stat that ``file`` then reuses."""
+        if type(target).exists is not LocalTarget.exists:
+            return bool(target.exists())
+        key = target.key
+        if key in self._memo:
+            return self._memo[key] is not None
+        if key not in self._stats:
+            self._stats[key] = _stat_or_none(target.path)
+        return self._stats[key] is not None
+
     def file(self, path: str) -> str | None:
         """The hash of a file (or a directory's tree) at ``path``; None if it does not exist."""
         try:
             return self._memo[path]
         except KeyError:
             pass
-        try:
-            st = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
+        st = self._stats.pop(path) if path in self._stats else _stat_or_none(path)
+        if st is None:
             self._memo[path] = None
             return None
         if _stat.S_ISDIR(st.st_mode):
@@ -131,12 +143,21 @@ class Fingerprinter:
     def forget(self, path: str) -> None:
         """Drop what this run knows of a path (after a task rewrote it)."""
         self._memo.pop(path, None)
+        self._stats.pop(path, None)
 
     def mtime_ns(self, path: str) -> int | None:
         try:
             return os.stat(path).st_mtime_ns
         except OSError:
             return None
+
+
+def _stat_or_none(path: str) -> os.stat_result | None:
+    """``os.stat``, or None where ``os.path.exists`` would say False."""
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
 
 
 def _user_fingerprint(target: Any, fp: Any) -> str | None:
