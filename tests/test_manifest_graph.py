@@ -781,3 +781,20 @@ def test_flow_own_classes_do_not_count_even_when_the_project_contains_flow(tmp_p
     flow_checkout_root = os.path.dirname(os.path.dirname(os.path.dirname(flow.__file__)))
     hasher = CodeHasher(flow_checkout_root)
     assert not hasher.is_project_file(flow.__file__)
+
+
+def test_exists_and_fingerprint_of_a_local_target_share_one_stat(tmp_path, monkeypatch):
+    """Planning asks a LocalTarget whether it exists and then hashes it: one os.stat for both."""
+    monkeypatch.chdir(tmp_path)
+    Path("x.txt").write_text("hello")
+    target = flow.LocalTarget("x.txt")
+    calls = []
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: calls.append(p) or real_stat(p, *a, **k))
+    fp = Fingerprinter(no_cache)
+    assert fp.exists(target)
+    assert fp.file(target.key) == hash_file("x.txt")
+    assert calls == ["x.txt"]
+    fp.forget(target.key)  # after a task rewrote it, the next question stats afresh
+    assert fp.exists(target) and calls == ["x.txt", "x.txt"]
+    assert not fp.exists(flow.LocalTarget("missing.txt"))
