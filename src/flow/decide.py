@@ -117,7 +117,7 @@ def decide(task: Task, ctx: Context) -> Decision:
         missing += [
             f"{o.key} (left half-written by an interrupted run)"
             for o in outputs
-            if getattr(o, "key", None) in ctx.manifest.unfinished and o.exists()
+            if getattr(o, "key", None) in ctx.manifest.unfinished and ctx.fingerprints.exists(o)
         ]
     if missing:
         add(Reason("missing-output", ", ".join(missing)))

@@ -94,8 +94,6 @@ class Executor:
         self._waiting_said: set[str] = set()
 
     def execute(self) -> dict[str, TaskResult]:
-        if not self.plan.to_run and not self.plan.blocked:
-            return self._nothing_to_run()
         try:
             self._loop()
         except BaseException:
@@ -108,9 +106,6 @@ class Executor:
 
     def _loop(self) -> None:
         graph = self.plan.graph
-        down = graph.dependents()
-        skip: dict[str, str] = {}  # task id -> why it will not run
-        stop = False
         # Only what may run (stale tasks, everything below them, and missing externals with
         # what they block) goes through the scheduler: a task the plan found up to date, with
         # nothing stale upstream, is settled at once, so one edited source in a 10,000-task
@@ -121,6 +116,11 @@ class Executor:
         for tid in graph.order:
             if tid not in active:
                 self._settle(graph.tasks[tid], decisions[tid])
+        if not active:
+            return  # the no-op: the plan's verdicts stood; adopted outputs are recorded
+        down = graph.dependents()
+        skip: dict[str, str] = {}  # task id -> why it will not run
+        stop = False
         sorter = graphlib.TopologicalSorter(
             {t: [u for u in graph.deps[t] if u in active] for t in graph.order if t in active}
         )
@@ -169,12 +169,6 @@ class Executor:
                 skip.setdefault(child, f"upstream {tid} {result.status.replace('-', ' ')}")
         sorter.done(tid)
         return result.status == "failed" and not self.keep_going
-
-    def _nothing_to_run(self) -> dict[str, TaskResult]:
-        """The no-op path: the plan's verdicts stand; only adopted outputs need recording."""
-        for tid in self.plan.graph.order:
-            self._settle(self.plan.graph.tasks[tid], self.plan.decisions[tid])
-        return self.results
 
     def _begin(self, tid: str) -> TaskResult | None:
         """Settle a task or start it. None: it started in a worker, or its lock is busy."""
@@ -251,9 +245,7 @@ class Executor:
         progress = self.progress
         assert progress is not None
         outputs = self.plan.graph.outputs[tid]
-        before = {
-            o.path: _stat(o.path) for o in outputs if isinstance(getattr(o, "path", None), str)
-        }
+        before = _states(outputs)
         journal = {
             o.key: (o.path, before[o.path])
             for o in outputs
@@ -400,9 +392,7 @@ def run_checked(
     """
     tid = task.task_id
     if before is None:
-        before = {
-            o.path: _stat(o.path) for o in outputs if isinstance(getattr(o, "path", None), str)
-        }
+        before = _states(outputs)
     token = RUNNING.set(task)
     try:
         drive(task, task.run())  # type: ignore[func-returns-value]
@@ -434,6 +424,11 @@ def _lock_names(task: Task, outputs: list[Any]) -> list[str]:
     """Lock what a task writes (two tasks may share an output path), or its id when phony."""
     keys = [k for k in (getattr(o, "key", None) for o in outputs) if k is not None]
     return keys or [task.task_id]
+
+
+def _states(outputs: list[Any]) -> dict[str, Any]:
+    """What each local output looks like now (None: absent), to tell later what a run wrote."""
+    return {o.path: _stat(o.path) for o in outputs if isinstance(getattr(o, "path", None), str)}
 
 
 def _stat(path: str) -> tuple[int, int, int] | None:

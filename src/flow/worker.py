@@ -74,11 +74,9 @@ def _is_generator(cls: type) -> bool:
 
 def init_spec(overrides: dict[tuple[str, str], Any]) -> dict[str, Any]:
     """What every worker needs before its first task: where to run and the CLI's class overrides."""
-    families: dict[Any, Any] = {getattr(c, "task_family", None): c for c in Register.registry}
     plain = []
     for (family, name), value in overrides.items():
-        cls = families.get(family)
-        param = dict(cls.get_params()).get(name) if cls is not None else None
+        param = _override_param(family, name)
         if param is not None:
             plain.append((family, name, None if value is None else param.serialize(value)))
     return {
@@ -175,13 +173,19 @@ def _import(ref: tuple[str, str]) -> Any:
     return _modules[ref]
 
 
+def _override_param(family: str, name: str) -> Any:
+    """The Parameter a ``Task.param=value`` override names, or None if no such class has it."""
+    for cls in Register.registry:
+        if getattr(cls, "task_family", None) == family:
+            return dict(cls.get_params()).get(name)  # type: ignore[attr-defined]
+    return None
+
+
 def _apply_overrides() -> None:
-    families: dict[Any, Any] = {getattr(c, "task_family", None): c for c in Register.registry}
     overrides: dict[tuple[str, str], Any] = {}
     for family, name, text in _pending_overrides:
-        cls = families.get(family)
-        if cls is not None:
-            param = dict(cls.get_params())[name]
+        param = _override_param(family, name)
+        if param is not None:
             overrides[(family, name)] = None if text is None else param.parse(text)
     set_class_overrides(overrides)
     _pending_overrides.clear()
