@@ -149,6 +149,14 @@ def run(argv: list[str] | None = None) -> bool:
 
     from .cli import main
 
+    worker = sys.modules.get("flow.backends.worker")
+    if worker is not None and worker.importing:
+        from .errors import FlowfileError
+
+        raise FlowfileError(
+            "flow.run() was called while a -j worker process imported this script; "
+            'put the call under `if __name__ == "__main__":`'
+        )
     try:
         main(list(sys.argv[1:] if argv is None else argv), module=sys.modules["__main__"])
     except SystemExit as exc:

@@ -133,7 +133,7 @@ def invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any]) -> int:
     """Run one command line; FlowErrors become a message and their exit status."""
     from .report import Reporter
 
-    with _stdout_for_json(opts["json_mode"]) as out:
+    with _stdout_for_json(opts["json_mode"] or opts["graph"] is not None) as out:
         reporter = Reporter(
             quiet=opts["quiet"], verbose=opts["verbose"], json_mode=opts["json_mode"], out=out
         )
@@ -142,23 +142,22 @@ def invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any]) -> int:
 
 @contextlib.contextmanager
 def _stdout_for_json(json_mode: bool) -> Iterator[Any]:
-    """With --json, stdout carries the JSON document alone: whatever the Flowfile and its tasks
-    print (and the commands they run) goes to stderr meanwhile."""
+    """With --json or --graph, stdout carries the document alone: whatever the Flowfile and its
+    tasks print (and the commands they run) goes to stderr meanwhile."""
     if not json_mode:
         yield None
         return
+    from .fds import redirected
+
     sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    out = os.fdopen(saved, "w", encoding="utf-8", closefd=False)
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     try:
-        yield out
+        with redirected(2, (1,)):
+            yield out
+            out.flush()
     finally:
         with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            out.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+            out.close()
 
 
 def _report_errors(

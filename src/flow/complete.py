@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +25,6 @@ from click.shell_completion import (
 from ._version import __version__
 
 INDEX_VERSION = 1
-SHELLS = ("bash", "zsh", "fish")
 
 
 # -- the index --------------------------------------------------------------------------------
@@ -126,21 +124,15 @@ def _describe(cls: Any) -> dict[str, Any]:
 @contextlib.contextmanager
 def _silenced() -> Iterator[None]:
     """Send whatever the Flowfile prints while importing to /dev/null: stdout is the answer."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
+    from .fds import redirected
+
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        with open(os.devnull, "w") as sink:
+        with redirected(devnull), open(os.devnull, "w") as sink:
             with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
                 yield
     finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, devnull):
-            os.close(fd)
+        os.close(devnull)
 
 
 # -- candidates (a pure function of the index and the words typed) ---------------------------

@@ -10,7 +10,7 @@ from .fingerprint import CodeHasher, Fingerprinter
 from .graph import TaskGraph
 from .manifest import Manifest, Record
 from .target import LocalTarget
-from .task import ExternalTask, Task, WrapperTask
+from .task import ExternalTask, Task, WrapperTask, is_external
 
 # The stable reason keywords, in the order a plan picks the first of.
 KINDS = (
@@ -84,7 +84,7 @@ def decide(task: Task, ctx: Context) -> Decision:
     tid = task.task_id
     d = Decision(tid)
     outputs = ctx.graph.outputs[tid]
-    if isinstance(task, ExternalTask) or getattr(task, "run", None) is None:
+    if is_external(task):
         d.kind = "external"
         if type(task).complete not in _BUILTIN_COMPLETE:
             if not task.complete():

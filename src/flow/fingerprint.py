@@ -12,7 +12,7 @@ from typing import Any
 
 import xxhash
 
-from .target import TMP_SUFFIX, LocalTarget
+from .target import TMP_SUFFIX, Info, LocalTarget, Target
 
 # A file whose mtime/ctime lies this close to the moment it was hashed may change again within
 # the filesystem's timestamp granularity without its stat changing: re-hash it next time.
@@ -64,38 +64,48 @@ def hash_file(path: str) -> str:
 
 
 class Fingerprinter:
-    """Content fingerprints of targets for one run, behind the manifest's stat cache.
+    """One look per target per run: existence and content fingerprint, behind the stat cache.
 
     ``lookup(key)`` returns a cached StatRecord or None; updated records collect in ``updates``
-    for the caller to store (only the manifest writes ``.flow/``).
+    for the caller to store (only the store writes ``.flow/``). A plain LocalTarget is answered
+    from one ``stat`` (and a hash only when the stat cache cannot vouch for the content); any
+    other target from its own ``info()``, asked once per key.
     """
 
     def __init__(self, lookup: Any) -> None:
         self._lookup = lookup
-        self._memo: dict[str, str | None] = {}
+        self._memo: dict[str, str | None] = {}  # path -> content hash (None: absent)
+        self._infos: dict[Any, Info] = {}  # key of a non-local target -> its info
         # Stats taken by exists() and not yet used by file(): one stat per file per run.
         self._stats: dict[str, os.stat_result | None] = {}
         self.updates: dict[str, StatRecord] = {}
 
+    def info(self, target: Any) -> Info:
+        """Whether ``target`` exists, and its fingerprint; asked of the target once per run."""
+        if _plain_local(target):
+            fp = self.file(target.key)
+            return Info(fp is not None, fp)
+        key = getattr(target, "key", None)
+        memo_key = key if key is not None else id(target)
+        try:
+            return self._infos[memo_key]
+        except KeyError:
+            pass
+        info = _user_info(target)
+        if key is not None:  # a target without a key is not remembered: it may be rebuilt anew
+            self._infos[memo_key] = info
+        return info
+
     def target(self, target: Any) -> str | None:
         """The fingerprint of a target, or None when it is missing or cannot be fingerprinted."""
-        if isinstance(target, LocalTarget):
-            return self.file(target.key)
-        fp = getattr(target, "fingerprint", None)
-        if fp is None:
-            return None
-        key = getattr(target, "key", None)
-        if key is not None and key in self._memo:
-            return self._memo[key]
-        value = _user_fingerprint(target, fp)
-        if key is not None:
-            self._memo[key] = value
-        return value  # type: ignore[no-any-return]
+        return self.info(target).fingerprint
 
     def exists(self, target: Any) -> bool:
         """``target.exists()``; for a plain LocalTarget, from a stat that ``file`` then reuses."""
-        if type(target).exists is not LocalTarget.exists:
-            return bool(target.exists())
+        if not _plain_local(target):
+            if type(target).info is Target.info and getattr(target, "key", None) is None:
+                return bool(target.exists())  # no key, no memo: do not fingerprint for nothing
+            return self.info(target).exists
         key = target.key
         if key in self._memo:
             return self._memo[key] is not None
@@ -110,20 +120,26 @@ class Fingerprinter:
         except KeyError:
             pass
         st = self._stats.pop(path) if path in self._stats else _stat_or_none(path)
+        digest: str | None
         if st is None:
-            self._memo[path] = None
-            return None
-        if _stat.S_ISDIR(st.st_mode):
+            digest = None
+        elif _stat.S_ISDIR(st.st_mode):
             digest = self._tree(path)
         else:
             cached = self._lookup(path)
             if cached is not None and cached.matches(st):
                 digest = cached.hash
             else:
-                digest = hash_file(path)
-                self.updates[path] = StatRecord(
-                    st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest, time.time_ns()
-                )
+                digest = _hash_or_none(path)
+                if digest is not None:
+                    self.updates[path] = StatRecord(
+                        st.st_size,
+                        st.st_mtime_ns,
+                        st.st_ctime_ns,
+                        st.st_ino,
+                        digest,
+                        time.time_ns(),
+                    )
         self._memo[path] = digest
         return digest
 
@@ -140,16 +156,43 @@ class Fingerprinter:
                 h.update((self.file(full) or "-").encode() + b"\n")
         return "tree:" + h.hexdigest()
 
-    def forget(self, path: str) -> None:
-        """Drop what this run knows of a path (after a task rewrote it)."""
-        self._memo.pop(path, None)
-        self._stats.pop(path, None)
+    def forget(self, key: str) -> None:
+        """Drop what this run knows of one target (after a task rewrote it)."""
+        self._memo.pop(key, None)
+        self._stats.pop(key, None)
+        self._infos.pop(key, None)
+
+    def forget_all(self) -> None:
+        """Drop everything this run looked at: a task ran, and a task may change any file (a
+        clean step deletes what another task built). The stat cache still spares re-hashing."""
+        self._memo.clear()
+        self._stats.clear()
+        self._infos.clear()
 
     def mtime_ns(self, path: str) -> int | None:
         try:
             return os.stat(path).st_mtime_ns
         except OSError:
             return None
+
+
+def _plain_local(target: Any) -> bool:
+    """A LocalTarget whose existence and fingerprint are flow's own (not overridden)."""
+    cls = type(target)
+    return (
+        isinstance(target, LocalTarget)
+        and cls.exists is LocalTarget.exists
+        and cls.fingerprint is LocalTarget.fingerprint
+        and cls.info is Target.info
+    )
+
+
+def _hash_or_none(path: str) -> str | None:
+    """``hash_file``, or None when the file vanished between the stat and the read."""
+    try:
+        return hash_file(path)
+    except FileNotFoundError:
+        return None
 
 
 def _stat_or_none(path: str) -> os.stat_result | None:
@@ -160,18 +203,30 @@ def _stat_or_none(path: str) -> os.stat_result | None:
         return None
 
 
-def _user_fingerprint(target: Any, fp: Any) -> str | None:
-    """A custom target's own fingerprint; None while it does not exist, a clean error if it fails."""
+def _user_info(target: Any) -> Info:
+    """A target's own ``info()`` (or ``exists()`` and ``fingerprint()``); a clean error if it fails."""
+    if type(target).info is not Target.info:
+        info = _call_user(target, "info")
+        if not isinstance(info, Info):  # a user's info() returning a tuple or the like
+            exists, fingerprint = info
+            info = Info(bool(exists), fingerprint)
+        return info
+    if not _call_user(target, "exists"):
+        return Info(False)
+    return Info(True, _call_user(target, "fingerprint"))
+
+
+def _call_user(target: Any, method: str) -> Any:
     from .errors import FlowError
     from .flowfile import user_traceback
 
     try:
-        if not target.exists():
-            return None
-        return fp()  # type: ignore[no-any-return]
+        return getattr(target, method)()
     except Exception as exc:
+        name = getattr(target, "key", None) or repr(target)
         raise FlowError(
-            f"{target!r}.fingerprint() raised an error:\n{user_traceback(exc)}"
+            f"the target {name} ({type(target).__name__}): {method}() raised an error:\n"
+            f"{user_traceback(exc)}"
         ) from None
 
 

@@ -467,12 +467,13 @@ class Locks:
         """Take every lock in ``names`` or none of them (never blocks, so never deadlocks)."""
         taken: list[str] = []
         for name in sorted(set(names)):
-            if name in self.held or self._lock(name):
+            # Not re-entrant: a name this process holds is busy (a task running in a worker
+            # must not be started again by a dynamic dependency).
+            if name not in self.held and self._lock(name):
                 taken.append(name)
                 continue
             for n in taken:
-                if n not in self.held:
-                    self._unlock(n)
+                self._unlock(n)
             return False
         self.held.update(taken)
         return True

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import IO, Any
 
-from .executor import TaskResult
+from .events import TaskResult
 from .plan import Plan
 
 _UP_TO_DATE_WHY = {
@@ -126,9 +126,10 @@ class Reporter:
             body = result.output.rstrip("\n")
             self._line("\n".join(f"  | {line}" for line in body.split("\n")), stream)
 
-    def summary(
+    def run_finished(
         self, results: dict[str, TaskResult], elapsed: float, missing: dict[str, list[str]]
     ) -> None:
+        """The closing summary: how many ran, were up to date, failed or were skipped."""
         # Externals and wrappers have nothing of their own to run: they are not counted as tasks.
         results = {
             t: r
@@ -181,7 +182,7 @@ class Reporter:
             )
 
     # -- plans --------------------------------------------------------------------------------
-    def plan(self, plan: Plan, explain: bool = False) -> None:
+    def planned(self, plan: Plan, explain: bool = False) -> None:
         """A dry run: what would run, in order, each with its reason (all reasons with ``explain``)."""
         self.missing(plan.missing)
         if self.json_mode:

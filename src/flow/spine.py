@@ -10,15 +10,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .attempt import clean_interrupted
+from .backends import Backend, make_backend
 from .decide import Context, records_for
 from .errors import EXIT_FAILED, EXIT_OK
-from .executor import Executor, TaskResult, clean_interrupted
+from .events import Fanout, Status, TaskResult
+from .executor import Executor
 from .fingerprint import CodeHasher, Fingerprinter
-from .graph import build_graph
+from .graph import TaskGraph, build_graph
 from .manifest import Manifest
 from .plan import Plan, make_plan
 from .report import Reporter
-from .task import Task, _class_overrides
+from .task import Task, _class_overrides, is_external
 
 FLOW_DIR = ".flow"
 # Between these many tasks, read the whole manifest at once rather than a query per output:
@@ -75,6 +78,8 @@ def build(
     touch: bool = False,
     explain: bool = False,
     reporter: Any = None,
+    backend: Backend | None = None,
+    subscribers: tuple[Any, ...] = (),
     **luigi_options: Any,
 ) -> BuildResult:
     """Bring ``tasks`` up to date, running what is stale; the library entry point of the CLI.
@@ -89,61 +94,78 @@ def build(
         touch: record the current outputs as up to date without running anything.
         explain: with ``dry_run``, give every reason and why up-to-date tasks are up to date.
         reporter: where output goes: task lines and a summary on stdout by default.
+        backend: where tasks run (default: in this process for one job, a process pool for more).
+        subscribers: more listeners to the build's events (see ``flow.events.Events``).
 
     Returns:
         A BuildResult; a task failure is in it, never raised.
     """
     started = time.perf_counter()
     roots = [tasks] if isinstance(tasks, Task) else list(tasks)
-    if reporter is None:
-        reporter = Reporter()
+    reporter = reporter if reporter is not None else Reporter()
+    events = Fanout(reporter, *subscribers)
     jobs = int(luigi_options.pop("workers", jobs) or 1)
     with _gc_paused():
         graph = build_graph(roots)
     readonly = dry_run or check
     manifest = Manifest(FLOW_DIR, readonly=readonly)
     try:
-        for message in manifest.warnings:
-            reporter.warning(message)
-        if not readonly:
-            clean_interrupted(manifest, reporter)
-        if PRELOAD_AT[0] <= len(graph.tasks) <= PRELOAD_AT[1]:
-            manifest.preload()
-        warned = len(manifest.warnings)
-        forced = (
-            {t for t in graph.tasks if getattr(graph.tasks[t], "run", None) is not None}
-            if force
-            else set()
-        )
-        ctx = Context(
-            graph, manifest, Fingerprinter(manifest.get_stat), CodeHasher(os.getcwd()), forced
-        )
+        ctx = _context(graph, manifest, force, events)
         with _gc_paused():
             plan = make_plan(graph, ctx)
         if readonly:
-            reporter.plan(plan, explain=explain)
+            events.planned(plan, explain)
             status = EXIT_FAILED if plan.missing or (check and plan.to_run) else EXIT_OK
             return BuildResult(plan, exit_status=status)
         if touch:
             return _touch(plan, ctx, reporter)
         if explain:  # like ninja's -d explain: say why before doing it
-            reporter.plan(plan, explain=True)
-        if plan.missing and not keep_going:
-            results = _not_started(plan)
-            reporter.summary(results, time.perf_counter() - started, plan.missing)
-            return BuildResult(plan, results, exit_status=EXIT_FAILED)
-        executor = Executor(
-            plan, ctx, reporter, keep_going=keep_going, jobs=jobs, overrides=dict(_class_overrides)
-        )
-        results = executor.execute()
-        manifest.save(stats=ctx.fingerprints.updates)
-        for message in manifest.warnings[warned:]:
-            reporter.warning(message)
-        reporter.summary(results, time.perf_counter() - started, plan.missing)
-        bad = any(r.status in ("failed", "skipped", "missing-external") for r in results.values())
-        return BuildResult(plan, results, EXIT_FAILED if bad else EXIT_OK)
+            events.planned(plan, True)
+        events.run_started(plan)
+        results = _execute(plan, ctx, events, backend, jobs, keep_going)
+        events.run_finished(results, time.perf_counter() - started, plan.missing)
+        bad = any(r.status.blocks_downstream for r in results.values())
+        return BuildResult(plan, results, EXIT_FAILED if bad or plan.missing else EXIT_OK)
     finally:
         manifest.close()
+
+
+def _context(graph: TaskGraph, manifest: Manifest, force: bool, events: Fanout) -> Context:
+    """What deciding needs; a writable run first cleans up after a killed one."""
+    for message in manifest.warnings:
+        events.warning(message)
+    if PRELOAD_AT[0] <= len(graph.tasks) <= PRELOAD_AT[1]:
+        manifest.preload()
+    forced = {t for t, task in graph.tasks.items() if not is_external(task)} if force else set()
+    ctx = Context(
+        graph, manifest, Fingerprinter(manifest.get_stat), CodeHasher(os.getcwd()), forced
+    )
+    if not manifest.readonly:
+        clean_interrupted(ctx, events.warning)
+    return ctx
+
+
+def _execute(
+    plan: Plan,
+    ctx: Context,
+    events: Fanout,
+    backend: Backend | None,
+    jobs: int,
+    keep_going: bool,
+) -> dict[str, TaskResult]:
+    """Run the plan's stale tasks (none when an external input is missing, unless -k)."""
+    if plan.missing and not keep_going:
+        return _not_started(plan)
+    warned = len(ctx.manifest.warnings)
+    backend = backend or make_backend(jobs, dict(_class_overrides))
+    try:
+        results = Executor(plan, ctx, events, backend, keep_going).execute()
+    finally:
+        backend.close()
+    ctx.manifest.save(stats=ctx.fingerprints.updates)
+    for message in ctx.manifest.warnings[warned:]:
+        events.warning(message)
+    return results
 
 
 @contextlib.contextmanager
@@ -167,13 +189,13 @@ def _not_started(plan: Plan) -> dict[str, TaskResult]:
         d = plan.decisions[tid]
         if d.missing_external:
             results[tid] = TaskResult(
-                tid, "missing-external", d, error=", ".join(d.missing_external)
+                tid, Status.MISSING_EXTERNAL, d, error=", ".join(d.missing_external)
             )
         elif d.kind == "external":
-            results[tid] = TaskResult(tid, "external", d)
+            results[tid] = TaskResult(tid, Status.EXTERNAL, d)
         else:
             why = "not started: a missing external input (use -k to run what does not need it)"
-            results[tid] = TaskResult(tid, "skipped", d, error=why)
+            results[tid] = TaskResult(tid, Status.SKIPPED, d, error=why)
     return results
 
 

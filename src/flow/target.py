@@ -5,10 +5,21 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 TMP_SUFFIX = ".flow-tmp"
+
+
+@dataclass(frozen=True, slots=True)
+class Info:
+    """What one look at a target tells: does it exist, and its content fingerprint (None when
+    the target cannot be fingerprinted: flow then knows only existence, as Luigi does)."""
+
+    exists: bool
+    fingerprint: str | None = None
 
 
 class Target:
@@ -16,7 +27,11 @@ class Target:
 
     A target may also define ``fingerprint()`` returning a string that changes when its content
     changes; without one flow treats it like Luigi does (existence only), and keeps no record of it.
+    A target that can answer both in one request (a remote store's metadata) defines ``info()``.
     """
+
+    #: A stable name under which flow records this target (a path, a URL), or None for no record.
+    key: str | None = None
 
     def exists(self) -> bool:
         raise NotImplementedError(f"{type(self).__name__} must define exists()")
@@ -24,8 +39,24 @@ class Target:
     def fingerprint(self) -> str | None:
         return None
 
-    #: A stable name under which flow records this target (a path, a URL), or None for no record.
-    key: str | None = None
+    def info(self) -> Info:
+        """Existence and fingerprint in one look; flow asks this at most once per run and key."""
+        if not self.exists():
+            return Info(False)
+        return Info(True, self.fingerprint())
+
+    def snapshot(self) -> Any:
+        """What the target looks like now, as plain JSON data (None: absent). Taken before a task
+        runs, so that after a failure or a crash flow can tell what the task wrote."""
+        return True if self.exists() else None
+
+    def changed_since(self, before: Any) -> bool:
+        """True when the target exists and differs from the ``snapshot()`` taken before."""
+        now = self.snapshot()
+        return now is not None and now != before
+
+    def clean_temporaries(self) -> None:
+        """Remove what an interrupted atomic write left beside the target (nothing by default)."""
 
 
 class FileSystemTarget(Target):
@@ -65,6 +96,31 @@ class LocalTarget(FileSystemTarget):
 
     def exists(self) -> bool:
         return os.path.exists(self.path)
+
+    def fingerprint(self) -> str | None:
+        """The xxh3_128 of the file's content (of every file, for a directory); None if absent."""
+        from .fingerprint import Fingerprinter
+
+        return Fingerprinter(lambda path: None).file(self.path)
+
+    def snapshot(self) -> Any:
+        """``[mtime_ns, size, inode]`` of a file; for a directory, a digest of those of every file
+        inside it, so that a task that rewrote some of a directory is seen to have written it."""
+        try:
+            st = os.stat(self.path)
+        except (OSError, ValueError):
+            return None
+        if stat.S_ISDIR(st.st_mode):
+            return _tree_snapshot(self.path)
+        return [st.st_mtime_ns, st.st_size, st.st_ino]
+
+    def clean_temporaries(self) -> None:
+        """Atomic-write temporaries (``.name.<hex>.flow-tmp``) a killed task left beside it."""
+        import glob  # only after an interrupted run: keep it off every start
+
+        head, tail = os.path.split(self.path)
+        for tmp in glob.glob(os.path.join(head, f".{glob.escape(tail)}.*{TMP_SUFFIX}")):
+            _discard(tmp)
 
     def open(self, mode: str = "r") -> IO[Any]:
         """Open for reading (``r``, ``rb``) or for an atomic write (``w``, ``wb``)."""
@@ -120,6 +176,24 @@ def _canonical(p: str) -> str:
                 if not rel.startswith(".."):
                     p = rel
     return p
+
+
+def _tree_snapshot(root: str) -> str:
+    """A digest of the name, mtime, size and inode of everything below ``root``."""
+    import xxhash
+
+    h = xxhash.xxh3_128()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames) + [""]:
+            full = os.path.join(dirpath, name) if name else dirpath
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            rel = os.path.relpath(full, root).encode("utf-8", "surrogateescape")
+            h.update(b"%s\0%d %d %d\n" % (rel, st.st_mtime_ns, st.st_size, st.st_ino))
+    return "tree:" + h.hexdigest()
 
 
 def _tmp_sibling(path: str) -> str:

@@ -244,6 +244,11 @@ class ExternalTask(Task):
     run = None  # type: ignore[assignment]
 
 
+def is_external(task: Task) -> bool:
+    """True for a task flow never runs: an ExternalTask, or any task without a ``run()``."""
+    return isinstance(task, ExternalTask) or getattr(task, "run", None) is None
+
+
 class DynamicRequirements:
     """Tasks yielded from ``run()`` with an optional ``custom_complete(complete_fn)`` check."""
 

@@ -24,7 +24,7 @@ from .graph import TaskGraph
 from .shell import Files
 from .spine import FLOW_DIR, build
 from .target import TMP_SUFFIX, LocalTarget
-from .task import ExternalTask, Task
+from .task import Task, is_external
 
 QUIET = 0.2  # seconds without a relevant event that end a burst (a save, a `git checkout`)
 MAX_WAIT = 2.0  # a burst that never goes quiet still rebuilds this long after it began
@@ -119,7 +119,7 @@ def collect(
     if graph is None:
         return ws
     for tid, task in graph.tasks.items():
-        external = _is_external(task)
+        external = is_external(task)
         if isinstance(task, Files):
             ws.add_glob(task.pattern)
         for out in graph.outputs[tid]:
@@ -130,10 +130,6 @@ def collect(
                 else:
                     ws.produced.add(path)
     return ws
-
-
-def _is_external(task: Task) -> bool:
-    return isinstance(task, ExternalTask) or getattr(task, "run", None) is None
 
 
 def _self_and_parents(path: str) -> Iterable[str]:

@@ -1,0 +1,71 @@
+"""Backends run tasks for the executor: submit a job, wait for completions, kill, close.
+
+A backend decides nothing and records nothing: the executor keeps scheduling, early cutoff,
+keep-going and locks in one place, and ``attempt`` journals and records. In-process (``-j 1``,
+with the terminal attached) and a process pool (``-j N``) ship here; Dask plugs in the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..task import Task
+
+
+@dataclass
+class Job:
+    """One task to run: the task, its outputs, their snapshots before the run, and (for the
+    in-process backend) how to drive a ``run()`` that yields dynamic dependencies."""
+
+    task: Task
+    outputs: list[Any]
+    before: list[Any]
+    drive: Callable[[Task, Any], None] | None = None
+
+    @property
+    def task_id(self) -> str:
+        return self.task.task_id
+
+
+@dataclass
+class Completion:
+    """A job that ended: its error text (None when it worked) and what it printed, if captured."""
+
+    task_id: str
+    error: str | None
+    output: str = ""
+
+
+class Backend(Protocol):
+    """Where tasks run. ``slots`` jobs may run at once."""
+
+    slots: int
+
+    def accepts(self, task: Task) -> bool:
+        """Whether this backend can run ``task`` (else the executor runs it in-process)."""
+        ...
+
+    def submit(self, job: Job) -> None: ...
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        """Jobs that ended: at least one, unless ``timeout`` seconds passed first."""
+        ...
+
+    def kill(self) -> None:
+        """Stop every running job now (Ctrl-C, SIGTERM), with the commands it started."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def make_backend(jobs: int, overrides: dict[tuple[str, str], Any]) -> Backend:
+    """In-process for one job at a time, a process pool for more."""
+    if jobs <= 1:
+        from .inprocess import InProcess
+
+        return InProcess()
+    from .pool import ProcessPool
+
+    return ProcessPool(jobs, overrides)
