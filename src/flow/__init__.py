@@ -139,6 +139,17 @@ def build(
     return _build(tasks, jobs=jobs, dry_run=dry_run, force=force, keep_going=keep_going, **options)
 
 
+def _in_worker_import() -> bool:
+    """True while a worker process imports the user's script: multiprocessing's spawn imports
+    it as ``__mp_main__``, and a flow worker imports it again to rebuild tasks."""
+    import sys
+
+    if "__mp_main__" in sys.modules:  # a multiprocessing child (spawn) runs the main script
+        return True
+    worker = sys.modules.get("flow.backends.worker")
+    return worker is not None and bool(worker.importing)
+
+
 def run(argv: list[str] | None = None) -> bool:
     """Run flow's command line from a script whose tasks are in ``__main__``.
 
@@ -149,14 +160,13 @@ def run(argv: list[str] | None = None) -> bool:
 
     from .cli import main
 
-    worker = sys.modules.get("flow.backends.worker")
-    if worker is not None and worker.importing:
-        from .errors import FlowfileError
-
-        raise FlowfileError(
-            "flow.run() was called while a -j worker process imported this script; "
-            'put the call under `if __name__ == "__main__":`'
+    if _in_worker_import():
+        sys.stderr.write(
+            "flow: error: flow.run() was called while a -j worker process imported "
+            f"{getattr(sys.modules.get('__mp_main__'), '__file__', 'the script')}; put the call "
+            'under `if __name__ == "__main__":`\n'
         )
+        sys.exit(2)
     try:
         main(list(sys.argv[1:] if argv is None else argv), module=sys.modules["__main__"])
     except SystemExit as exc:

@@ -96,20 +96,70 @@ _SHELL_WORDS = frozenset(
 
 
 def _spawn(cmd: str | list[str], cwd: str | None, env: dict[str, str] | None) -> int:
+    shell = False
     if isinstance(cmd, str):
         words = cmd.split(" ")
         if _SHELL_CHARS.isdisjoint(cmd) and words[0] not in _SHELL_WORDS and cmd.strip():
             cmd = [w for w in words if w]
         else:
-            return subprocess.run(cmd, shell=True, cwd=cwd, env=env).returncode
+            shell = True
     try:
-        return subprocess.run(cmd, cwd=cwd, env=env).returncode
+        proc = subprocess.Popen(cmd, shell=shell, cwd=cwd, env=env)
     except FileNotFoundError:
         print(f"flow.sh: {cmd[0]}: command not found", file=sys.stderr, flush=True)
         return 127  # what /bin/sh answers
     except PermissionError:
         print(f"flow.sh: {cmd[0]}: permission denied", file=sys.stderr, flush=True)
         return 126
+    try:
+        return proc.wait()
+    except BaseException:
+        # Ctrl-C, SIGTERM, a failing run: the command and everything it started stop with it,
+        # so that nothing writes an output after flow has cleaned it up.
+        _kill_tree(proc)
+        raise
+
+
+def _kill_tree(proc: subprocess.Popen[Any]) -> None:
+    """Kill a command and its descendants (found before any is killed, while their parent
+    links still hold), then reap it."""
+    import signal
+
+    for pid in [*_descendants(proc.pid), proc.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=5)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        pass
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root``, from /proc (Linux); elsewhere, none."""
+    children: dict[int, list[int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(name))
+    found, stack = [], [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
 
 
 def format_command(cmd: str, values: dict[str, Any]) -> str:
