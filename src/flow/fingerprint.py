@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import stat as _stat
 import sys
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 import xxhash
 
+from .parameter import Parameter
 from .target import TMP_SUFFIX, LocalTarget
 
 # A file whose mtime/ctime lies this close to the moment it was hashed may change again within
@@ -179,7 +181,7 @@ class CodeHasher:
     """Hashes of task classes: their own code and that of the project classes they inherit from.
 
     Comments, blank lines and docstrings do not count (the hash is of the syntax tree), and a class
-    attribute ``version`` is folded in. Classes from outside the project (flow's own, installed
+    attribute ``version`` is folded in (a Parameter named version is not: it is a parameter). Classes from outside the project (flow's own, installed
     packages) do not count, so upgrading a library does not rebuild everything.
     """
 
@@ -198,7 +200,7 @@ class CodeHasher:
             source = self._class_source(klass)
             if source is not None:
                 parts.append(f"{klass.__qualname__}:{source}")
-        parts.append(f"version={getattr(cls, 'version', None)!r}")
+        parts.append(f"version={_version_text(cls)}")
         digest = hash_bytes("\n".join(parts).encode())
         self._by_class[cls] = digest
         return digest
@@ -251,6 +253,38 @@ class CodeHasher:
                     stack.append((prefix, child))
         self._trees[filename] = found
         return found
+
+
+_PLAIN = (type(None), bool, int, float, complex, str, bytes)
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _version_text(cls: type) -> str:
+    """A class's ``version`` as the code hash sees it: the same text in every process."""
+    value = getattr(cls, "version", None)
+    if isinstance(value, Parameter):
+        return ""  # a parameter named version: its value already counts among the parameters
+    return _stable_repr(value)
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr`` of plain data (a bump by hand changes it); for anything else its type and a repr
+    without memory addresses, which would otherwise change the hash on every run."""
+    if isinstance(value, _PLAIN):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__}({','.join(_stable_repr(v) for v in value)})"
+    if isinstance(value, (set, frozenset)):
+        return f"{type(value).__name__}({','.join(sorted(_stable_repr(v) for v in value))})"
+    if isinstance(value, dict):
+        items = sorted(f"{_stable_repr(k)}:{_stable_repr(v)}" for k, v in value.items())
+        return f"dict({','.join(items)})"
+    kind = type(value)
+    try:
+        text = _ADDRESS.sub("", repr(value))
+    except Exception:  # a user's __repr__ that fails: the type alone
+        text = ""
+    return f"<{kind.__module__}.{kind.__qualname__}>{text}"
 
 
 def _strip_docstrings(cls_node: ast.ClassDef) -> None:
