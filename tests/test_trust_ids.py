@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import subprocess
 import sys
 import textwrap
@@ -190,3 +189,133 @@ def test_a_data_version_bumped_by_hand_is_code_changed(project):
     project.flowfile(VERSIONED.format(version="3"))
     plan = project.plan("Out")
     assert [r["kind"] for r in plan["Out()"]["reasons"]] == ["code-changed"]
+
+
+# -- private and hidden parameters ---------------------------------------------------------------
+
+SECRET = "hunter2-s3cr3t"
+SECRETS = """
+from flow.parameter import ParameterVisibility
+
+class Fetch(flow.Task):
+    user = flow.Parameter(default="ann")
+    password = flow.Parameter(visibility=ParameterVisibility.PRIVATE)
+    token = flow.Parameter(default="tok-default-s3cr3t", visibility=ParameterVisibility.PRIVATE)
+    pin = flow.IntParameter(default=1, visibility=ParameterVisibility.PRIVATE)
+    def output(self):
+        return flow.LocalTarget("out/fetched.txt")
+    def run(self):
+        flow.sh("echo {pw} {user} > out/echoed.txt", pw=self.password, user=self.user)
+        with self.output().open("w") as f:
+            f.write(str(len(self.password)))
+
+class Boom(flow.Task):
+    password = flow.Parameter(visibility=ParameterVisibility.PRIVATE)
+    def output(self):
+        return flow.LocalTarget("out/boom.txt")
+    def run(self):
+        flow.sh("exit 3 # {pw}", pw=self.password)
+
+class Listed(flow.Task):
+    shown = flow.Parameter(default="a")
+    tucked = flow.Parameter(default="b", visibility=ParameterVisibility.HIDDEN)
+    def output(self):
+        return flow.LocalTarget(f"out/listed-{self.tucked}.txt")
+    def run(self):
+        self.output().open("w").close()
+"""
+
+
+def _said(proc: subprocess.CompletedProcess[str]) -> str:
+    return proc.stdout + proc.stderr
+
+
+def _flow_dir_bytes(project) -> dict[str, bytes]:
+    root = project.root / ".flow"
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_private_value_appears_in_no_output_and_nowhere_under_dot_flow(project):
+    """Premise: `password=hunter2` once showed in task lines, summaries, --json, the flow.sh echo
+    and the manifest. Every way of running and listing must keep it out."""
+    project.flowfile(SECRETS)
+    pw = f"password={SECRET}"
+    runs = [
+        project.run("-n", "Fetch", pw),
+        project.run("-n", "--json", "--explain", "Fetch", pw),
+        project.run("-v", "Fetch", pw),
+        project.run("--json", "--explain", "Fetch", pw),
+        project.run("--list"),
+        project.run("--list", "Fetch"),
+        project.run("--list", "--json"),
+        project.run("--graph", "json", "Fetch", pw),
+        project.run("Fetch", pw, "pin=not-a-number-s3cr3t"),
+        project.run("Boom", pw),
+    ]
+    assert [p.returncode for p in runs] == [0, 0, 0, 0, 0, 0, 0, 0, 2, 1], [_said(p) for p in runs]
+    for proc in runs:
+        assert "s3cr3t" not in _said(proc), _said(proc)
+    assert "pin" in runs[8].stderr  # the bad value's error names the parameter, not the value
+    assert "echo ****" in runs[2].stdout  # the echo is masked ...
+    assert SECRET in project.read("out/echoed.txt")  # ... the command got the real value
+    assert "Fetch(user=ann)" in runs[2].stdout
+    assert "exit 3 # ****" in _said(runs[9])
+    files = _flow_dir_bytes(project)
+    assert files, "expected a manifest"
+    for name, data in files.items():
+        assert b"s3cr3t" not in data, name
+        assert b"tok-default" not in data, name
+
+
+def test_a_changed_private_value_reruns_the_task_without_saying_the_value(project):
+    project.flowfile(SECRETS)
+    assert project.run("Fetch", f"password={SECRET}").returncode == 0
+    assert project.run("--check", "Fetch", f"password={SECRET}").returncode == 0
+    code, doc = project.run_json("-n", "Fetch", "password=other-s3cr3t")
+    entry = {p["task"]: p for p in doc["plan"]}["Fetch(user=ann)"]
+    assert entry["would_run"] and entry["params"] == {"user": "ann"}
+    assert entry["reasons"] == [{"kind": "params-changed", "detail": "password changed (private)"}]
+    assert "s3cr3t" not in str(doc)
+    assert project.ran("Fetch", "password=other-s3cr3t") == ["Fetch(user=ann)"]
+    assert project.ran("Fetch", "password=other-s3cr3t") == []
+    assert project.ran("Fetch", "password=other-s3cr3t", "user=bob") == ["Fetch(user=bob)"]
+
+
+def test_without_a_key_a_dry_run_does_not_claim_a_private_change(project):
+    """Premise: a read-only run cannot make the project's key; it must not guess a change."""
+    import sqlite3
+
+    project.flowfile(SECRETS)
+    assert project.run("Fetch", f"password={SECRET}").returncode == 0
+    db = sqlite3.connect(project.root / ".flow" / "manifest.sqlite")
+    with db:
+        db.execute("DELETE FROM meta WHERE key = 'secret_key'")
+    db.close()
+    assert project.run("--check", "Fetch", f"password={SECRET}").returncode == 0
+    # A real run makes a new key: the old hash no longer matches, so the task runs once.
+    assert project.ran("Fetch", f"password={SECRET}") == ["Fetch(user=ann)"]
+    assert project.run("--check", "Fetch", f"password={SECRET}").returncode == 0
+
+
+def test_a_hidden_parameter_is_left_out_of_listings_and_completion_but_still_works(project):
+    project.flowfile(SECRETS)
+    for args in (["--list"], ["--list", "Listed"], ["--list", "--json"]):
+        proc = project.run(*args)
+        assert proc.returncode == 0 and "shown" in proc.stdout and "tucked" not in proc.stdout
+    env = {"COMP_WORDS": "flow Listed ", "COMP_CWORD": "2", "_FLOW_COMPLETE": "bash_complete"}
+    proc = project.run(env=env)
+    assert "shown=" in proc.stdout and "tucked" not in proc.stdout
+    assert project.ran("Listed", "tucked=c") == ["Listed(shown=a, tucked=c)"]
+    assert (project.root / "out/listed-c.txt").exists()
+
+
+def test_parameter_visibility_is_luigis_enum():
+    from flow.parameter import Parameter, ParameterVisibility
+
+    assert [(v.name, int(v)) for v in ParameterVisibility] == [
+        ("PUBLIC", 0),
+        ("HIDDEN", 1),
+        ("PRIVATE", 2),
+    ]
+    assert Parameter(visibility=2).visibility is ParameterVisibility.PRIVATE
+    assert Parameter(visibility=7).visibility is ParameterVisibility.PUBLIC  # as Luigi does

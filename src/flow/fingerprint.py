@@ -8,6 +8,7 @@ import re
 import stat as _stat
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,6 +176,31 @@ def _user_fingerprint(target: Any, fp: Any) -> str | None:
         raise FlowError(
             f"{target!r}.fingerprint() raised an error:\n{user_traceback(exc)}"
         ) from None
+
+
+# How a record keeps a private parameter: this prefix and a keyed hash of the value (never the
+# value), or UNKNOWN_PRIVATE when no key exists yet (a dry run before any real one).
+PRIVATE_PREFIX = "private:"
+UNKNOWN_PRIVATE = PRIVATE_PREFIX + "?"
+
+
+def recorded_params(task: Any, secret_key: Callable[[], bytes | None]) -> dict[str, str]:
+    """The parameter values a record keeps: significant ones as canonical strings, private ones
+    as a keyed BLAKE2b of the string, so a changed secret is noticed but never stored."""
+    params = task.to_str_params()
+    for name, param in task.get_params():
+        if param.private and param.significant:
+            value = task.param_kwargs[name]
+            text = "" if value is None else param.serialize(value)
+            key = secret_key()
+            if key is None:
+                params[name] = UNKNOWN_PRIVATE
+                continue
+            import hashlib  # only for tasks with private parameters: it loads OpenSSL
+
+            digest = hashlib.blake2b(text.encode(), key=key, digest_size=16).hexdigest()
+            params[name] = PRIVATE_PREFIX + digest
+    return params
 
 
 class CodeHasher:
