@@ -319,3 +319,95 @@ def test_parameter_visibility_is_luigis_enum():
     ]
     assert Parameter(visibility=2).visibility is ParameterVisibility.PRIVATE
     assert Parameter(visibility=7).visibility is ParameterVisibility.PUBLIC  # as Luigi does
+
+
+# -- code hashing sees every project file ------------------------------------------------------
+
+OUT = """
+import flow
+
+class Out(flow.Task):
+    def output(self):
+        return flow.LocalTarget("out/x.txt")
+    def run(self):
+        with self.output().open("w") as f:
+            f.write({text!r})
+"""
+
+
+def _reasons(project, *args: str) -> list[str]:
+    code, doc = project.run_json("-n", *args)
+    assert code == 0, doc
+    return [r["kind"] for p in doc["plan"] for r in p["reasons"]]
+
+
+def test_a_symlinked_flowfile_from_outside_the_directory_is_project_code(project, tmp_path):
+    """Premise: the project-root check resolved the symlink, found the file outside, and so never
+    hashed the Flowfile's own classes."""
+    elsewhere = tmp_path.parent / (tmp_path.name + "-shared")
+    elsewhere.mkdir()
+    real = elsewhere / "pipeline.py"
+    real.write_text(OUT.format(text="one"))
+    (project.root / "Flowfile.py").symlink_to(real)
+    assert project.run("Out").returncode == 0
+    assert _reasons(project, "Out") == []
+    real.write_text(OUT.format(text="two"))
+    assert _reasons(project, "Out") == ["code-changed"]
+
+
+def test_a_module_imported_with_module_from_outside_the_directory_is_project_code(
+    project, tmp_path
+):
+    """Premise: `flow --module NAME` run from another directory hashed nothing of NAME."""
+    lib = tmp_path / "lib"
+    work = tmp_path / "work"
+    lib.mkdir()
+    work.mkdir()
+    (lib / "pipeline_mod.py").write_text(OUT.format(text="one"))
+    env = {"PYTHONPATH": str(lib)}
+    args = ("--module", "pipeline_mod", "Out")
+    assert project.run(*args, cwd=work, env=env).returncode == 0
+    assert project.run("--check", *args, cwd=work, env=env).returncode == 0
+    (lib / "pipeline_mod.py").write_text(OUT.format(text="two"))
+    proc = project.run("-n", *args, cwd=work, env=env)
+    assert "code-changed" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_a_flowfile_named_with_f_from_another_directory_is_project_code(project, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "pipe.py").write_text(OUT.format(text="one"))
+    assert project.run("-f", "other/pipe.py", "Out").returncode == 0
+    assert _reasons(project, "-f", "other/pipe.py", "Out") == []
+    (other / "pipe.py").write_text(OUT.format(text="two"))
+    assert _reasons(project, "-f", "other/pipe.py", "Out") == ["code-changed"]
+
+
+TWICE = """
+FAST = True
+
+if FAST:
+    class Out(flow.Task):
+        def output(self):
+            return flow.LocalTarget("out/x.txt")
+        def run(self):
+            with self.output().open("w") as f:
+                f.write({live!r})
+else:
+    class Out(flow.Task):
+        def output(self):
+            return flow.LocalTarget("out/x.txt")
+        def run(self):
+            with self.output().open("w") as f:
+                f.write({dead!r})
+"""
+
+
+def test_a_class_defined_twice_is_hashed_from_the_definition_that_is_live(project):
+    """Premise: the hash read the last `class Out` in the file, not the one Python executed."""
+    project.flowfile(TWICE.format(live="fast", dead="slow"))
+    assert project.run("Out").returncode == 0
+    project.flowfile(TWICE.format(live="fast", dead="slower"))  # the dead branch: no change
+    assert _reasons(project, "Out") == []
+    project.flowfile(TWICE.format(live="faster", dead="slower"))
+    assert _reasons(project, "Out") == ["code-changed"]

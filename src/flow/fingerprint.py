@@ -25,7 +25,6 @@ from .target import TMP_SUFFIX, LocalTarget
 RACY_NS = 2_000_000_000
 FINE_RACY_NS = 100_000_000
 _CHUNK = 1 << 20
-_FLOW_PKG = os.path.dirname(os.path.realpath(__file__)) + os.sep
 
 
 @dataclass(slots=True)
@@ -212,9 +211,13 @@ class CodeHasher:
     """
 
     def __init__(self, project_root: str) -> None:
-        self.root = os.path.realpath(project_root) + os.sep
+        from .flowfile import project_files
+
+        # The root, and the directories of the Flowfiles loaded (wherever --module, -f or a
+        # symlink put them): the Flowfile and the modules beside it are always project code.
+        self.files = project_files(project_root)
         self._by_class: dict[type, str] = {}
-        self._trees: dict[str, dict[str, ast.ClassDef]] = {}
+        self._trees: dict[str, dict[str, list[ast.ClassDef]]] = {}
 
     def __call__(self, cls: type) -> str:
         try:
@@ -232,28 +235,19 @@ class CodeHasher:
         return digest
 
     def is_project_file(self, filename: str | None) -> bool:
-        if not filename:
-            return False
-        real = os.path.realpath(filename)
-        return (
-            real.startswith(self.root)
-            and not real.startswith(_FLOW_PKG)  # flow's own source, even in a checkout of flow
-            and "site-packages" not in real
-            and "dist-packages" not in real
-        )
+        return filename in self.files
 
     def _class_source(self, klass: type) -> str | None:
         module = sys.modules.get(klass.__module__)
         filename = getattr(module, "__file__", None)
         if not self.is_project_file(filename):
             return None
-        tree = self._classes_in(filename)  # type: ignore[arg-type]
-        node = tree.get(klass.__qualname__)
-        if node is None:  # defined by exec() or otherwise without source: its names still count
+        nodes = self._classes_in(filename).get(klass.__qualname__)  # type: ignore[arg-type]
+        if not nodes:  # defined by exec() or otherwise without source: its names still count
             return ",".join(sorted(vars(klass)))
-        return ast.dump(node, annotate_fields=False)
+        return ast.dump(_live_definition(klass, nodes, filename), annotate_fields=False)  # type: ignore[arg-type]
 
-    def _classes_in(self, filename: str) -> dict[str, ast.ClassDef]:
+    def _classes_in(self, filename: str) -> dict[str, list[ast.ClassDef]]:
         try:
             return self._trees[filename]
         except KeyError:
@@ -263,7 +257,7 @@ class CodeHasher:
                 module = ast.parse(f.read(), filename)
         except (OSError, SyntaxError, ValueError):
             module = ast.Module(body=[], type_ignores=[])
-        found: dict[str, ast.ClassDef] = {}
+        found: dict[str, list[ast.ClassDef]] = {}
         stack: list[tuple[str, ast.AST]] = [("", module)]
         while stack:
             prefix, node = stack.pop()
@@ -271,7 +265,7 @@ class CodeHasher:
                 if isinstance(child, ast.ClassDef):
                     qual = prefix + child.name
                     _strip_docstrings(child)
-                    found[qual] = child
+                    found.setdefault(qual, []).append(child)
                     stack.append((qual + ".", child))
                 elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     stack.append((prefix + child.name + ".<locals>.", child))
@@ -279,6 +273,33 @@ class CodeHasher:
                     stack.append((prefix, child))
         self._trees[filename] = found
         return found
+
+
+def _live_definition(klass: type, nodes: list[ast.ClassDef], filename: str) -> ast.ClassDef:
+    """Of several ``class`` statements with one qualified name (``if fast: class A ... else:
+    class A ...``), the one that made ``klass``: the one whose lines hold its methods' code."""
+    if len(nodes) > 1:
+        real = os.path.realpath(filename)
+        lines = [
+            c.co_firstlineno for c in _own_code(klass) if os.path.realpath(c.co_filename) == real
+        ]
+        for node in nodes:
+            if any(node.lineno <= line <= (node.end_lineno or node.lineno) for line in lines):
+                return node
+    return nodes[-1]  # no methods to tell by: the last, which a plain redefinition leaves live
+
+
+def _own_code(klass: type) -> list[Any]:
+    """The code objects of the functions defined in a class's body (methods, static and class
+    methods, property accessors)."""
+    codes = []
+    for value in vars(klass).values():
+        value = getattr(value, "__func__", value)
+        for fn in (value, *(getattr(value, a, None) for a in ("fget", "fset", "fdel"))):
+            code = getattr(fn, "__code__", None)
+            if code is not None:
+                codes.append(code)
+    return codes
 
 
 _PLAIN = (type(None), bool, int, float, complex, str, bytes)
