@@ -260,8 +260,12 @@ def test_a_private_value_appears_in_no_output_and_nowhere_under_dot_flow(project
     assert SECRET in project.read("out/echoed.txt")  # ... the command got the real value
     assert "Fetch(user=ann)" in runs[2].stdout
     assert "exit 3 # ****" in _said(runs[9])
+    env = {"COMP_WORDS": "flow Fetch ", "COMP_CWORD": "2", "_FLOW_COMPLETE": "bash_complete"}
+    completion = project.run(env=env)  # writes the task index under .flow/
+    assert "user=" in completion.stdout and "s3cr3t" not in completion.stdout
+    assert "token" not in completion.stdout and "password" not in completion.stdout
     files = _flow_dir_bytes(project)
-    assert files, "expected a manifest"
+    assert len(files) > 1, files.keys()
     for name, data in files.items():
         assert b"s3cr3t" not in data, name
         assert b"tok-default" not in data, name
