@@ -415,3 +415,35 @@ def test_a_class_defined_twice_is_hashed_from_the_definition_that_is_live(projec
     assert _reasons(project, "Out") == []
     project.flowfile(TWICE.format(live="faster", dead="slower"))
     assert _reasons(project, "Out") == ["code-changed"]
+
+
+REDEFINED = """
+class Out(flow.Task):
+    def output(self):
+        return flow.LocalTarget("out/x.txt")
+    @staticmethod
+    def text():
+        return {dead!r}
+    def run(self):
+        with self.output().open("w") as f:
+            f.write(self.text())
+
+class Out(flow.Task):  # replaces the one above
+    def output(self):
+        return flow.LocalTarget("out/x.txt")
+    @staticmethod
+    def text():
+        return {live!r}
+    def run(self):
+        with self.output().open("w") as f:
+            f.write(self.text())
+"""
+
+
+def test_a_class_redefined_further_down_is_hashed_from_the_later_definition(project):
+    project.flowfile(REDEFINED.format(dead="a", live="b"))
+    assert project.run("Out").returncode == 0
+    project.flowfile(REDEFINED.format(dead="aa", live="b"))
+    assert _reasons(project, "Out") == []
+    project.flowfile(REDEFINED.format(dead="aa", live="bb"))
+    assert _reasons(project, "Out") == ["code-changed"]

@@ -206,8 +206,9 @@ class CodeHasher:
     """Hashes of task classes: their own code and that of the project classes they inherit from.
 
     Comments, blank lines and docstrings do not count (the hash is of the syntax tree), and a class
-    attribute ``version`` is folded in (a Parameter named version is not: it is a parameter). Classes from outside the project (flow's own, installed
-    packages) do not count, so upgrading a library does not rebuild everything.
+    attribute ``version`` is folded in (a Parameter named version is not: it is a parameter).
+    Classes from outside the project (flow's own, installed packages) do not count, so upgrading
+    a library does not rebuild everything.
     """
 
     def __init__(self, project_root: str) -> None:
@@ -240,12 +241,12 @@ class CodeHasher:
     def _class_source(self, klass: type) -> str | None:
         module = sys.modules.get(klass.__module__)
         filename = getattr(module, "__file__", None)
-        if not self.is_project_file(filename):
+        if not isinstance(filename, str) or not self.is_project_file(filename):
             return None
-        nodes = self._classes_in(filename).get(klass.__qualname__)  # type: ignore[arg-type]
+        nodes = self._classes_in(filename).get(klass.__qualname__)
         if not nodes:  # defined by exec() or otherwise without source: its names still count
             return ",".join(sorted(vars(klass)))
-        return ast.dump(_live_definition(klass, nodes, filename), annotate_fields=False)  # type: ignore[arg-type]
+        return ast.dump(_live_definition(klass, nodes, filename), annotate_fields=False)
 
     def _classes_in(self, filename: str) -> dict[str, list[ast.ClassDef]]:
         try:
@@ -292,9 +293,11 @@ def _live_definition(klass: type, nodes: list[ast.ClassDef], filename: str) -> a
 def _own_code(klass: type) -> list[Any]:
     """The code objects of the functions defined in a class's body (methods, static and class
     methods, property accessors)."""
+    import inspect  # only for a class defined twice: keep it off every start
+
     codes = []
     for value in vars(klass).values():
-        value = getattr(value, "__func__", value)
+        value = inspect.unwrap(getattr(value, "__func__", value))  # staticmethod, @cache, ...
         for fn in (value, *(getattr(value, a, None) for a in ("fget", "fset", "fdel"))):
             code = getattr(fn, "__code__", None)
             if code is not None:
