@@ -449,7 +449,7 @@ def test_graph_dot_quotes_ids_and_labels_each_node_with_its_status(project):
     proc = project.run("--graph", "dot", "Top")
     assert proc.returncode == 0, proc.stderr
     nodes, edges = parse_dot(proc.stdout)
-    quoted = 'Quoted(label=say "hi" \\ there)'
+    quoted = 'Quoted(label="say \\"hi\\" \\\\ there")'  # the id JSON-quotes such a value
     assert set(nodes) == {"Raw()", quoted, "Top()"}
     assert set(edges) == {("Raw()", quoted), (quoted, "Top()")}
     assert nodes["Raw()"].endswith("missing external")  # the label is "id\\nstatus"

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fingerprint import CodeHasher, Fingerprinter
+from .fingerprint import PRIVATE_PREFIX, UNKNOWN_PRIVATE, CodeHasher, Fingerprinter, recorded_params
 from .graph import TaskGraph
 from .manifest import Manifest, Record
 from .target import LocalTarget
@@ -109,7 +109,7 @@ def decide(task: Task, ctx: Context) -> Decision:
         add(Reason("phony", "no outputs: runs every time"))
         return d
 
-    d.params = task.to_str_params()
+    d.params = recorded_params(task, ctx.manifest.secret_key)
     d.code = ctx.code(type(task))
     d.inputs = _input_fingerprints(tid, ctx)
     missing = [_name(o) for o in outputs if not ctx.fingerprints.exists(o)]
@@ -164,8 +164,8 @@ def records_for(
 def _compare(
     rec: Record, out: Any, d: Decision, ctx: Context, changed: dict[str, list[str]]
 ) -> None:
-    if rec.params != d.params:
-        changed.setdefault("params-changed", []).append(_params_delta(rec.params, d.params))
+    if rec.params != d.params and (delta := _params_delta(rec.params, d.params)):
+        changed.setdefault("params-changed", []).append(delta)
     if rec.code != d.code:
         family = ctx.graph.tasks[d.task_id].task_family
         same = rec.family == family
@@ -222,6 +222,12 @@ def _params_delta(old: dict[str, str], new: dict[str, str]) -> str:
     parts = []
     for name in sorted(set(old) | set(new), key=lambda n: (n not in new, n)):
         a, b = old.get(name), new.get(name)
-        if a != b:
+        if b == UNKNOWN_PRIVATE:  # no key to hash it with (a dry run): unknown, not changed
+            continue
+        if a == b:
+            continue
+        if any(v and v.startswith(PRIVATE_PREFIX) for v in (a, b)):  # name it, never show it
+            parts.append(f"{name} changed (private)")
+        else:
             parts.append(f"{name} {'∅' if a is None else a} → {'∅' if b is None else b}")
     return ", ".join(parts)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import stat as _stat
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import xxhash
 
+from .parameter import Parameter
 from .target import TMP_SUFFIX, Info, LocalTarget, Target
 
 # A file whose mtime/ctime lies this close to the moment it was hashed may change again within
@@ -22,7 +25,6 @@ from .target import TMP_SUFFIX, Info, LocalTarget, Target
 RACY_NS = 2_000_000_000
 FINE_RACY_NS = 100_000_000
 _CHUNK = 1 << 20
-_FLOW_PKG = os.path.dirname(os.path.realpath(__file__)) + os.sep
 
 
 @dataclass(slots=True)
@@ -230,18 +232,48 @@ def _call_user(target: Any, method: str) -> Any:
         ) from None
 
 
+# How a record keeps a private parameter: this prefix and a keyed hash of the value (never the
+# value), or UNKNOWN_PRIVATE when no key exists yet (a dry run before any real one).
+PRIVATE_PREFIX = "private:"
+UNKNOWN_PRIVATE = PRIVATE_PREFIX + "?"
+
+
+def recorded_params(task: Any, secret_key: Callable[[], bytes | None]) -> dict[str, str]:
+    """The parameter values a record keeps: significant ones as canonical strings, private ones
+    as a keyed BLAKE2b of the string, so a changed secret is noticed but never stored."""
+    params = task.to_str_params()
+    for name, param in task.get_params():
+        if param.private and param.significant:
+            value = task.param_kwargs[name]
+            text = "" if value is None else param.serialize(value)
+            key = secret_key()
+            if key is None:
+                params[name] = UNKNOWN_PRIVATE
+                continue
+            import hashlib  # only for tasks with private parameters: it loads OpenSSL
+
+            digest = hashlib.blake2b(text.encode(), key=key, digest_size=16).hexdigest()
+            params[name] = PRIVATE_PREFIX + digest
+    return params
+
+
 class CodeHasher:
     """Hashes of task classes: their own code and that of the project classes they inherit from.
 
     Comments, blank lines and docstrings do not count (the hash is of the syntax tree), and a class
-    attribute ``version`` is folded in. Classes from outside the project (flow's own, installed
-    packages) do not count, so upgrading a library does not rebuild everything.
+    attribute ``version`` is folded in (a Parameter named version is not: it is a parameter).
+    Classes from outside the project (flow's own, installed packages) do not count, so upgrading
+    a library does not rebuild everything.
     """
 
     def __init__(self, project_root: str) -> None:
-        self.root = os.path.realpath(project_root) + os.sep
+        from .flowfile import project_files
+
+        # The root, and the directories of the Flowfiles loaded (wherever --module, -f or a
+        # symlink put them): the Flowfile and the modules beside it are always project code.
+        self.files = project_files(project_root)
         self._by_class: dict[type, str] = {}
-        self._trees: dict[str, dict[str, ast.ClassDef]] = {}
+        self._trees: dict[str, dict[str, list[ast.ClassDef]]] = {}
 
     def __call__(self, cls: type) -> str:
         try:
@@ -253,34 +285,25 @@ class CodeHasher:
             source = self._class_source(klass)
             if source is not None:
                 parts.append(f"{klass.__qualname__}:{source}")
-        parts.append(f"version={getattr(cls, 'version', None)!r}")
+        parts.append(f"version={_version_text(cls)}")
         digest = hash_bytes("\n".join(parts).encode())
         self._by_class[cls] = digest
         return digest
 
     def is_project_file(self, filename: str | None) -> bool:
-        if not filename:
-            return False
-        real = os.path.realpath(filename)
-        return (
-            real.startswith(self.root)
-            and not real.startswith(_FLOW_PKG)  # flow's own source, even in a checkout of flow
-            and "site-packages" not in real
-            and "dist-packages" not in real
-        )
+        return filename in self.files
 
     def _class_source(self, klass: type) -> str | None:
         module = sys.modules.get(klass.__module__)
         filename = getattr(module, "__file__", None)
-        if not self.is_project_file(filename):
+        if not isinstance(filename, str) or not self.is_project_file(filename):
             return None
-        tree = self._classes_in(filename)  # type: ignore[arg-type]
-        node = tree.get(klass.__qualname__)
-        if node is None:  # defined by exec() or otherwise without source: its names still count
+        nodes = self._classes_in(filename).get(klass.__qualname__)
+        if not nodes:  # defined by exec() or otherwise without source: its names still count
             return ",".join(sorted(vars(klass)))
-        return ast.dump(node, annotate_fields=False)
+        return ast.dump(_live_definition(klass, nodes, filename), annotate_fields=False)
 
-    def _classes_in(self, filename: str) -> dict[str, ast.ClassDef]:
+    def _classes_in(self, filename: str) -> dict[str, list[ast.ClassDef]]:
         try:
             return self._trees[filename]
         except KeyError:
@@ -290,7 +313,7 @@ class CodeHasher:
                 module = ast.parse(f.read(), filename)
         except (OSError, SyntaxError, ValueError):
             module = ast.Module(body=[], type_ignores=[])
-        found: dict[str, ast.ClassDef] = {}
+        found: dict[str, list[ast.ClassDef]] = {}
         stack: list[tuple[str, ast.AST]] = [("", module)]
         while stack:
             prefix, node = stack.pop()
@@ -298,7 +321,7 @@ class CodeHasher:
                 if isinstance(child, ast.ClassDef):
                     qual = prefix + child.name
                     _strip_docstrings(child)
-                    found[qual] = child
+                    found.setdefault(qual, []).append(child)
                     stack.append((qual + ".", child))
                 elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     stack.append((prefix + child.name + ".<locals>.", child))
@@ -306,6 +329,67 @@ class CodeHasher:
                     stack.append((prefix, child))
         self._trees[filename] = found
         return found
+
+
+def _live_definition(klass: type, nodes: list[ast.ClassDef], filename: str) -> ast.ClassDef:
+    """Of several ``class`` statements with one qualified name (``if fast: class A ... else:
+    class A ...``), the one that made ``klass``: the one whose lines hold its methods' code."""
+    if len(nodes) > 1:
+        real = os.path.realpath(filename)
+        lines = [
+            c.co_firstlineno for c in _own_code(klass) if os.path.realpath(c.co_filename) == real
+        ]
+        for node in nodes:
+            if any(node.lineno <= line <= (node.end_lineno or node.lineno) for line in lines):
+                return node
+    return nodes[-1]  # no methods to tell by: the last, which a plain redefinition leaves live
+
+
+def _own_code(klass: type) -> list[Any]:
+    """The code objects of the functions defined in a class's body (methods, static and class
+    methods, property accessors)."""
+    import inspect  # only for a class defined twice: keep it off every start
+
+    codes = []
+    for value in vars(klass).values():
+        value = inspect.unwrap(getattr(value, "__func__", value))  # staticmethod, @cache, ...
+        for fn in (value, *(getattr(value, a, None) for a in ("fget", "fset", "fdel"))):
+            code = getattr(fn, "__code__", None)
+            if code is not None:
+                codes.append(code)
+    return codes
+
+
+_PLAIN = (type(None), bool, int, float, complex, str, bytes)
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _version_text(cls: type) -> str:
+    """A class's ``version`` as the code hash sees it: the same text in every process."""
+    value = getattr(cls, "version", None)
+    if isinstance(value, Parameter):
+        return ""  # a parameter named version: its value already counts among the parameters
+    return _stable_repr(value)
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr`` of plain data (a bump by hand changes it); for anything else its type and a repr
+    without memory addresses, which would otherwise change the hash on every run."""
+    if isinstance(value, _PLAIN):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__}({','.join(_stable_repr(v) for v in value)})"
+    if isinstance(value, (set, frozenset)):
+        return f"{type(value).__name__}({','.join(sorted(_stable_repr(v) for v in value))})"
+    if isinstance(value, dict):
+        items = sorted(f"{_stable_repr(k)}:{_stable_repr(v)}" for k, v in value.items())
+        return f"dict({','.join(items)})"
+    kind = type(value)
+    try:
+        text = _ADDRESS.sub("", repr(value))
+    except Exception:  # a user's __repr__ that fails: the type alone
+        text = ""
+    return f"<{kind.__module__}.{kind.__qualname__}>{text}"
 
 
 def _strip_docstrings(cls_node: ast.ClassDef) -> None:

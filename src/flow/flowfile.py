@@ -9,7 +9,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -44,22 +44,63 @@ class Flowfile:
         own = [c for c in self.tasks if c.__module__ == self.module.__name__]
         return own[0] if own else None
 
+    @property
+    def roots(self) -> tuple[str, ...]:
+        """The Flowfile's directory, and the real file's directory when the Flowfile is a symlink:
+        the Flowfile and the modules beside it are project code wherever it really lives."""
+        return tuple(dict.fromkeys([self.root, os.path.dirname(os.path.realpath(self.path))]))
+
+    def __post_init__(self) -> None:
+        _flowfile_dirs.update(self.roots)
+
     def project_modules(self) -> list[str]:
-        """Files of the modules imported from the project (beside or below the Flowfile), the
-        Flowfile itself, flow's own package and installed packages excluded."""
-        root = self.root + os.sep
-        out = set()
-        for mod in list(sys.modules.values()):
-            fname = getattr(mod, "__file__", None)
-            if (
-                fname
-                and fname.startswith(root)
-                and not fname.startswith(_FLOW_PKG + os.sep)
-                and "site-packages" not in fname
-                and os.path.abspath(fname) != self.path
-            ):
-                out.add(os.path.abspath(fname))
-        return sorted(out)
+        """Files of the modules imported from the project, the Flowfile itself excluded."""
+        return sorted(f for f in set(project_modules(self).values()) if f != self.path)
+
+
+# Directories of every Flowfile this process loaded (-f, --module, a script, a symlink): code
+# there is the project's even when the current directory is elsewhere.
+_flowfile_dirs: set[str] = set()
+
+
+class ProjectFiles:
+    """The one answer to "is this file the project's code?": it lies under one of the roots
+    (as named or once symlinks are resolved), and is neither flow's own source, Python's
+    library and environment, nor an installed package. ``path in files`` asks it."""
+
+    def __init__(self, roots: Iterable[str]) -> None:
+        dirs = {form(r) for r in roots for form in (os.path.abspath, os.path.realpath)}
+        self.roots = tuple(sorted(d.rstrip(os.sep) + os.sep for d in dirs))
+        # Python's own library and environment (a venv in the project, a Python built under
+        # $HOME), unless the project itself lies inside one (an app in /usr/src, Python in /usr).
+        prefixes = {
+            os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)
+        }
+        flow_pkg = {_FLOW_PKG + os.sep, os.path.realpath(_FLOW_PKG) + os.sep}
+        self.outside = tuple(flow_pkg) + tuple(
+            p for p in prefixes if not any(r.startswith(p) for r in self.roots)
+        )
+        self._memo: dict[str, bool] = {}
+
+    def __contains__(self, filename: object) -> bool:
+        if not isinstance(filename, str) or not filename:
+            return False
+        try:
+            return self._memo[filename]
+        except KeyError:
+            pass
+        forms = {os.path.abspath(filename), os.path.realpath(filename)}
+        found = any(f.startswith(self.roots) for f in forms) and not any(
+            f.startswith(self.outside) or "site-packages" in f or "dist-packages" in f
+            for f in forms
+        )
+        self._memo[filename] = found
+        return found
+
+
+def project_files(*roots: str) -> ProjectFiles:
+    """The project's files: under ``roots`` or beside any Flowfile loaded in this process."""
+    return ProjectFiles([*roots, *sorted(_flowfile_dirs)])
 
 
 def find_flowfile(start: str) -> str:
@@ -108,27 +149,11 @@ def load_flowfile(path: str) -> Flowfile:
 def project_modules(flowfile: Flowfile) -> dict[str, str]:
     """The modules imported from the project, name -> file: files beside or below the Flowfile,
     neither installed packages nor flow itself. The Flowfile's own module is among them."""
-    root = os.path.realpath(flowfile.root) + os.sep
-    # Python's own library and environment (a venv in the project, a Python built under $HOME),
-    # unless the project itself lies inside one (an app in /usr/src with Python in /usr).
-    prefixes = {
-        os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)
-    }
-    outside = (os.path.realpath(_FLOW_PKG) + os.sep,) + tuple(
-        p for p in prefixes if not root.startswith(p)
-    )
+    files = ProjectFiles(flowfile.roots)
     out = {}
     for name, mod in list(sys.modules.items()):
         fname = getattr(mod, "__file__", None)
-        if not fname:
-            continue
-        real = os.path.realpath(fname)
-        if (
-            real.startswith(root)
-            and not real.startswith(outside)
-            and "site-packages" not in real
-            and "dist-packages" not in real
-        ):
+        if isinstance(fname, str) and fname in files:
             out[name] = os.path.abspath(fname)
     return out
 

@@ -83,6 +83,7 @@ class Manifest:
         self._stats: dict[str, StatRecord] | None = None
         self._fresh: set[str] = set()
         self._locks: Locks | None = None
+        self._secret: bytes | None = None
         self._open()
         self.unfinished = {row[0]: row[1:] for row in self._interrupted()}
 
@@ -259,6 +260,20 @@ class Manifest:
         return Record(
             key, task_id, family, json.loads(params), code, json.loads(inputs), digest, built_ns
         )  # type: ignore[arg-type]
+
+    def secret_key(self) -> bytes | None:
+        """The project's random key for hashing private parameter values, made on first use;
+        None in read-only mode before any run has made one."""
+        if self._secret is None:
+            sql = "SELECT value FROM meta WHERE key = 'secret_key'"
+            row = self._query(sql, ())
+            if row is None and not self.readonly and self._db is not None:
+                # OR IGNORE: of two flows making a key at once, the first wins and both read it.
+                new = os.urandom(32).hex()
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('secret_key', ?)", (new,))
+                row = self._query(sql, ())
+            self._secret = bytes.fromhex(row[0]) if row else None
+        return self._secret
 
     def get_stat(self, path: str) -> StatRecord | None:
         """The stat-cache entry of a file, or None."""

@@ -22,6 +22,26 @@ _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
 
 
+class ParameterVisibility(enum.IntEnum):
+    """Who may see a parameter's value (Luigi's ``luigi.parameter.ParameterVisibility``).
+
+    PUBLIC: everywhere. HIDDEN: left out of ``flow --list`` and completion, otherwise public.
+    PRIVATE: only the task itself sees the value; it is left out of the task id and of
+    everything flow prints, and ``.flow/`` keeps only a keyed hash of it for staleness.
+    """
+
+    PUBLIC = 0
+    HIDDEN = 1
+    PRIVATE = 2
+
+    @classmethod
+    def has_value(cls, value: object) -> bool:
+        return any(value == item.value for item in cls)
+
+    def serialize(self) -> int:
+        return self.value
+
+
 class Parameter:
     """A string parameter; the base of every typed parameter.
 
@@ -30,10 +50,14 @@ class Parameter:
         description: a line of help shown by ``flow --list TASK``.
         significant: ``False`` keeps the parameter out of the task's identity and its records.
         positional: ``False`` forbids passing it as a positional constructor argument.
+        visibility: a ``ParameterVisibility``; ``PRIVATE`` for secrets (see its docstring).
     """
 
     expected = "a string"
     example = "text"
+    # Whether a value needs quotes in a task id when it holds a separator; False for parameters
+    # whose text is JSON, which is self-delimiting (a list reads `items=["a","b"]`).
+    quoted_in_id = True
 
     def __init__(
         self,
@@ -41,12 +65,19 @@ class Parameter:
         description: str | None = None,
         significant: bool = True,
         positional: bool = True,
-        **_ignored: Any,  # Luigi keywords flow does not use (config_path, batch_method, visibility)
+        visibility: ParameterVisibility | int = ParameterVisibility.PUBLIC,
+        **_ignored: Any,  # Luigi keywords flow does not use (config_path, batch_method)
     ) -> None:
         self._order = next(_counter)
         self.description = description
         self.significant = significant
         self.positional = positional
+        # As Luigi does, an unknown visibility counts as public.
+        self.visibility = (
+            ParameterVisibility(visibility)
+            if ParameterVisibility.has_value(visibility)
+            else ParameterVisibility.PUBLIC
+        )
         self.name = ""
         self._default = default
 
@@ -81,16 +112,29 @@ class Parameter:
         """Accept a value given in Python (a string is parsed as on the command line)."""
         return self.parse(value) if isinstance(value, str) else value
 
+    @property
+    def private(self) -> bool:
+        return self.visibility == ParameterVisibility.PRIVATE
+
     def parse_cli(self, text: str, task_name: str) -> Any:
         """Parse a value typed by a user, with an error naming the parameter and the form."""
         try:
             return self.parse(text)
         except (ValueError, TypeError, KeyError) as exc:
-            hint = f" ({exc})" if str(exc) and not isinstance(exc, KeyError) else ""
-            raise ParameterError(
-                f"bad value {text!r} for parameter '{self.name}' of {task_name}: "
-                f"expected {self.expected}{hint}, e.g. {self.name}={self.example}"
-            ) from None
+            raise ParameterError(self.bad_value_message(text, task_name, exc)) from None
+
+    def bad_value_message(self, value: Any, task_name: str, exc: BaseException) -> str:
+        """The error for a value that does not parse; a private value is not repeated."""
+        if self.private:  # the value, and the exception's text that may quote it, stay unsaid
+            return (
+                f"bad value for private parameter '{self.name}' of {task_name}: "
+                f"expected {self.expected}"
+            )
+        hint = f" ({exc})" if str(exc) and not isinstance(exc, KeyError) else ""
+        return (
+            f"bad value {value!r} for parameter '{self.name}' of {task_name}: "
+            f"expected {self.expected}{hint}, e.g. {self.name}={self.example}"
+        )
 
     def type_name(self) -> str:
         """The short type shown in listings: str, int, date, choice, ..."""
@@ -348,6 +392,7 @@ class _FrozenDict(dict):  # type: ignore[type-arg]
 class ListParameter(Parameter):
     """A list, given as JSON (``[1, 2]``) or comma-separated (``a,b``); held as a tuple."""
 
+    quoted_in_id = False
     expected = "a JSON list or comma-separated values ([1, 2] or a,b)"
     example = "a,b"
 
@@ -372,6 +417,7 @@ class ListParameter(Parameter):
 class DictParameter(Parameter):
     """A dict, given as JSON."""
 
+    quoted_in_id = False
     expected = 'a JSON object, e.g. {"a": 1}'
     example = '{"a":1}'
 

@@ -374,6 +374,8 @@ def describe_task(cls: Any) -> dict[str, Any]:
     doc = inspect.getdoc(cls) if cls.__doc__ else ""
     params = []
     for name, p in cls.get_params():
+        if p.visibility:  # hidden and private parameters are left out of listings and completion
+            continue
         default = p.serialize(p.default) if p.has_default and p.default is not None else None
         choices: list[str] = []
         if isinstance(p, BoolParameter):

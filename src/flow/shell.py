@@ -72,6 +72,8 @@ def sh(
             makedirs = getattr(target, "makedirs", None)
             if makedirs is not None:
                 makedirs()
+    # The command runs with the real values; what is echoed (and named on failure) is masked.
+    shown = _masked(shown, task)
     if echo:
         prefix = f"[{task.task_id}] " if task is not None and PARALLEL.get() else ""
         print(prefix + shown, flush=True)
@@ -82,6 +84,21 @@ def sh(
     if check and status != 0:
         raise CommandFailed(shown, status)
     return status
+
+
+def _masked(text: str, task: Any) -> str:
+    """``text`` with the running task's private parameter values replaced by ``****``."""
+    if task is None:
+        return text
+    secrets = set()
+    for name, param in task.get_params():
+        value = task.param_kwargs.get(name)
+        if param.private and value is not None:
+            raw = param.serialize(value)
+            secrets |= {raw, shlex.quote(raw), str(value), shlex.quote(str(value))}
+    for secret in sorted(secrets - {""}, key=len, reverse=True):  # a quoted form before its core
+        text = text.replace(secret, "****")
+    return text
 
 
 # As make does, a command line with nothing for the shell to interpret (no quoting, expansion,

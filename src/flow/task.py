@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import json
+import re
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from .errors import ParameterError
-from .parameter import Parameter
+from .parameter import Parameter, ParameterVisibility
 
 # Parameter values set on the command line for a class (`Task.param=value`): they replace the
 # default wherever that class is instantiated without the parameter, as Luigi's --Task-param does.
@@ -156,17 +158,19 @@ class Task(metaclass=Register):
             try:
                 values[name] = raw if raw is None else param.normalize(raw)
             except (ValueError, TypeError, KeyError) as exc:
-                raise ParameterError(
-                    f"bad value {raw!r} for parameter '{name}' of {family}: expected {param.expected}"
-                    + (f" ({exc})" if str(exc) else "")
-                ) from None
+                raise ParameterError(param.bad_value_message(raw, family, exc)) from None
         return values
 
-    def to_str_params(self, only_significant: bool = True) -> dict[str, str]:
-        """Parameter values as canonical strings (significant ones only by default)."""
+    def to_str_params(
+        self, only_significant: bool = True, only_public: bool = False
+    ) -> dict[str, str]:
+        """Parameter values as canonical strings: significant ones only by default, public ones
+        only with ``only_public``, and never a private one (Luigi's rule)."""
         out = {}
         for name, param in self._params:
-            if only_significant and not param.significant:
+            if (only_significant and not param.significant) or param.private:
+                continue
+            if only_public and param.visibility != ParameterVisibility.PUBLIC:
                 continue
             value = self.param_kwargs[name]
             out[name] = "" if value is None else param.serialize(value)
@@ -178,8 +182,18 @@ class Task(metaclass=Register):
 
     @_computed_once
     def task_id(self) -> str:
-        """``Family(a=1, b=x)``: the class and its significant parameter values."""
-        body = ", ".join(f"{k}={v}" for k, v in self.to_str_params().items())
+        """``Family(a=1, b=x)``: the class and its significant parameter values, private ones
+        left out (as Luigi's ids leave them out; hidden ones stay, so they still tell tasks apart).
+
+        A value that could be misread (one holding ``, = ( )``, quotes, a backslash, a line break,
+        space at an end, or nothing at all) is written in double quotes with JSON escapes, so two
+        different tasks never share an id: ``Label(first="Ann, last=Lee", last=x)``.
+        """
+        params = dict(self._params)
+        body = ", ".join(
+            f"{k}={_id_value(v) if params[k].quoted_in_id else v}"
+            for k, v in self.to_str_params().items()
+        )
         return f"{self.task_family}({body})"
 
     def __repr__(self) -> str:
@@ -302,6 +316,17 @@ def map_structure(fn: Any, struct: Any) -> Any:
     if isinstance(struct, (list, Iterable)) and not isinstance(struct, (str, bytes, Task)):
         return [map_structure(fn, v) for v in struct]
     return fn(struct)
+
+
+# Characters that would make an unquoted value ambiguous inside ``Family(a=..., b=...)``.
+_ID_SPECIAL = re.compile(r"[,=()\"'\\\n\r\t\x00-\x1f\x7f]|^\s|\s$")
+
+
+def _id_value(text: str) -> str:
+    """A parameter value as written in a task id: plain, or JSON-quoted when it could be misread."""
+    if text and not _ID_SPECIAL.search(text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _unknown_param_message(cls: type, name: str) -> str:
