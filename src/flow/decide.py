@@ -8,7 +8,7 @@ from typing import Any
 
 from .fingerprint import CodeHasher, Fingerprinter
 from .graph import TaskGraph
-from .manifest import Manifest, Record
+from .store.records import Manifest, Record
 from .target import LocalTarget
 from .task import ExternalTask, Task, WrapperTask
 

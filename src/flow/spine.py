@@ -15,12 +15,12 @@ from .errors import EXIT_FAILED, EXIT_OK
 from .executor import Executor, TaskResult, clean_interrupted
 from .fingerprint import CodeHasher, Fingerprinter
 from .graph import build_graph
-from .manifest import Manifest
 from .plan import Plan, make_plan
 from .report import Reporter
+from .store import store_dir
+from .store.records import Manifest
 from .task import Task, _class_overrides
 
-FLOW_DIR = ".flow"
 # Between these many tasks, read the whole manifest at once rather than a query per output:
 # 10,000 records load in ~40 ms against ~150 ms of point queries. Past the upper bound the rows
 # would cost more memory (about 1.3 KB each) than the queries cost time.
@@ -101,7 +101,7 @@ def build(
     with _gc_paused():
         graph = build_graph(roots)
     readonly = dry_run or check
-    manifest = Manifest(FLOW_DIR, readonly=readonly)
+    manifest = Manifest(store_dir(), readonly=readonly)
     try:
         for message in manifest.warnings:
             reporter.warning(message)
