@@ -150,7 +150,8 @@ def _stdout_for_json(json_mode: bool) -> Iterator[Any]:
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
-    out = os.fdopen(saved, "w", encoding="utf-8", closefd=False)
+    # backslashreplace: a non-UTF-8 file name (a lone surrogate) becomes a JSON escape, \udce9.
+    out = os.fdopen(saved, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
     try:
         yield out
     finally:

@@ -109,22 +109,22 @@ class Fingerprinter:
             return self._memo[path]
         except KeyError:
             pass
+        digest = self._memo[path] = self._digest(path)
+        return digest
+
+    def _digest(self, path: str) -> str | None:
         st = self._stats.pop(path) if path in self._stats else _stat_or_none(path)
         if st is None:
-            self._memo[path] = None
             return None
         if _stat.S_ISDIR(st.st_mode):
-            digest = self._tree(path)
-        else:
-            cached = self._lookup(path)
-            if cached is not None and cached.matches(st):
-                digest = cached.hash
-            else:
-                digest = hash_file(path)
-                self.updates[path] = StatRecord(
-                    st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest, time.time_ns()
-                )
-        self._memo[path] = digest
+            return self._tree(path)
+        cached = self._lookup(path)
+        if cached is not None and cached.matches(st):
+            return cached.hash
+        digest = hash_file(path)
+        self.updates[path] = StatRecord(
+            st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest, time.time_ns()
+        )
         return digest
 
     def _tree(self, root: str) -> str:
@@ -137,7 +137,8 @@ class Fingerprinter:
                 full = os.path.join(dirpath, name)
                 rel = os.path.relpath(full, root)
                 h.update(rel.encode("utf-8", "surrogateescape") + b"\0")
-                h.update((self.file(full) or "-").encode() + b"\n")
+                # Not memoized: ``forget(root)`` after the task rewrote the tree must reach these.
+                h.update((self._digest(full) or "-").encode() + b"\n")
         return "tree:" + h.hexdigest()
 
     def forget(self, path: str) -> None:

@@ -120,6 +120,9 @@ def build(
         )
         with _gc_paused():
             plan = make_plan(graph, ctx)
+        for message in manifest.warnings[warned:]:  # a damaged row found while deciding
+            reporter.warning(message)
+        warned = len(manifest.warnings)
         if readonly:
             reporter.plan(plan, explain=explain)
             status = EXIT_FAILED if plan.missing or (check and plan.to_run) else EXIT_OK
