@@ -60,7 +60,14 @@ def _victim_db(path: Path) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "name", ["manifest.sqlite", "manifest.sqlite-wal", "manifest.sqlite-shm", "lock"]
+    "name",
+    [
+        "manifest.sqlite",
+        "manifest.sqlite-wal",
+        "manifest.sqlite-shm",
+        "manifest.sqlite-journal",
+        "lock",
+    ],
 )
 @pytest.mark.parametrize("dry", [False, True])
 def test_a_symlink_in_the_store_is_refused_and_its_target_is_left_untouched(
@@ -142,7 +149,7 @@ class Concat(flow.Task):
     def requires(self):
         return flow.Files("data/*.txt")
     def output(self):
-        return flow.LocalTarget("out/all.txt")
+        return flow.LocalTarget(os.fsdecode(b"out/all-" + CAFE))
     def run(self):
         with self.output().open("wb") as out:
             for t in self.input():
@@ -216,6 +223,16 @@ def test_a_non_utf8_file_name_builds_stays_up_to_date_and_rebuilds_on_change(pro
     keys = [k for (k,) in db.execute("SELECT path FROM files") if isinstance(k, bytes)]
     db.close()
     assert os.path.join(b"data", LATIN1) in keys
+    # A run killed while writing the non-UTF-8 output leaves a journal row flow can read back.
+    db = sqlite3.connect(project.root / ".flow/manifest.sqlite")
+    key = os.path.join(b"out", b"all-" + LATIN1)
+    assert db.execute("SELECT task_id FROM outputs WHERE key = ?", (key,)).fetchall() == [
+        ("Concat()",)
+    ]
+    db.execute("INSERT INTO running VALUES (?, 'Concat()', ?, 'null', 1)", (key, key))
+    db.commit()
+    db.close()
+    assert project.ran("Leaf") == ["Concat()"]
 
 
 # -- item 14: a damaged row or schema is a damaged manifest ----------------------------------------

@@ -24,6 +24,8 @@ def backup(directory: str, path: str) -> str:
         n += 1
         dest = os.path.join(root, f"{stamp}.{n}", rel)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if os.path.realpath(dest) != os.path.join(os.path.realpath(root), os.path.relpath(dest, root)):
+        raise ManifestError(f"a symbolic link under {root} leads elsewhere: remove it")
     import shutil  # only for a hand-edited output: keep it off every start
 
     if os.path.isdir(path):

@@ -104,7 +104,13 @@ class Manifest:
                 f"the manifest {self.path} is unreadable ({exc}); planning as if it were empty"
             )
             return
-        aside = move_aside(self.path)
+        try:
+            aside = move_aside(self.path)
+        except OSError as exc2:
+            raise ManifestError(
+                f"the manifest {self.path} is unreadable ({exc}) and cannot be moved aside "
+                f"({exc2.strerror}); remove it (flow starts an empty one)"
+            ) from None
         self.warnings.append(
             f"the manifest {self.path} was unreadable ({exc}); moved it to {aside} and "
             "started an empty one (outputs that exist are adopted, the rest rebuilt)"
