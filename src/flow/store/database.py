@@ -9,7 +9,6 @@ moving the file aside. Problems the user must fix (a newer flow's file, no permi
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import sqlite3
 import struct
@@ -179,9 +178,10 @@ def _check_writable(path: str) -> None:
         return
     holder = _shm_holder(path + "-shm")
     if holder is not None:
+        who = f"process {holder}" if holder > 0 else "another process may"
         raise ManifestError(
-            f"cannot write {stale[0]}: it is read-only and process {holder} has the "
-            "manifest open; let that process finish, then run again"
+            f"cannot write {stale[0]}: it is read-only and {who} has the manifest open; "
+            f"let it finish, then run again (or remove {stale[0]} if nothing uses it)"
         )
     for side in stale:
         try:
@@ -194,16 +194,14 @@ def _check_writable(path: str) -> None:
 
 
 def _writable(path: str) -> bool | None:
-    """Whether flow may open ``path`` for writing; None when it does not exist."""
-    try:
-        os.close(os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0)))
-    except FileNotFoundError:
+    """Whether flow may open ``path`` for writing; None when it does not exist.
+
+    Asked with access(), not by opening it: closing any descriptor of the file would drop the
+    POSIX locks SQLite holds on it for another connection of this process.
+    """
+    if not os.path.lexists(path):
         return None
-    except OSError as exc:
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            return False
-        raise
-    return True
+    return os.access(path, os.W_OK)
 
 
 def _make_writable_copy(path: str) -> None:
