@@ -246,6 +246,8 @@ DAMAGE = {
     "hash-a-blob": "UPDATE outputs SET hash = X'00ff'",
     "stat-size-text": "UPDATE files SET size = 'big'",
     "extra-column": "ALTER TABLE outputs ADD COLUMN extra TEXT",
+    "column-retyped": "DROP TABLE files; CREATE TABLE files (path TEXT PRIMARY KEY, size TEXT, "
+    "mtime_ns TEXT, ctime_ns TEXT, ino TEXT, hash BLOB, checked_ns TEXT)",
     "dropped-outputs": "DROP TABLE outputs",
     "dropped-files": "DROP TABLE files",
     "dropped-meta": "DROP TABLE meta",
@@ -260,8 +262,7 @@ DAMAGE = {
 
 def _damage(store: Path, sql: str) -> None:
     db = sqlite3.connect(store / "manifest.sqlite")
-    db.execute(sql)
-    db.commit()
+    db.executescript(sql)
     db.close()
 
 
