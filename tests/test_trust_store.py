@@ -139,6 +139,22 @@ def test_a_symlinked_completion_index_is_replaced_not_written_through(project, t
     assert index.is_file() and not index.is_symlink()
 
 
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+@pytest.mark.parametrize("name", ["manifest.sqlite", "manifest.sqlite-wal", "lock"])
+def test_a_store_file_that_is_a_fifo_or_a_directory_is_refused_without_hanging(project, kind, name):
+    """A FIFO (reading it would block for ever) or a directory where flow keeps a file: exit 2
+    naming it, promptly, for a run and a dry run."""
+    store = _built(project)
+    (store / name).unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(store / name)
+    else:
+        (store / name).mkdir()
+    for args in (["Use"], ["-n", "Use"]):
+        proc = project.run(*args, timeout=20)
+        _clean_error(proc, f".flow/{name}", "remove it")
+
+
 # -- item 13: non-UTF-8 file names --------------------------------------------------------------
 LATIN1 = b"caf\xe9.txt"
 

@@ -43,22 +43,38 @@ def in_store(key: str) -> bool:
     return first == FLOW_DIR
 
 
-def refuse_symlinks(directory: str) -> None:
-    """Raise a ManifestError when the store, or a file flow writes in it, is a symbolic link.
+def check_layout(directory: str) -> None:
+    """Raise a ManifestError when the store, or a file flow writes in it, is a symbolic link or
+    not what flow puts there (a FIFO or a directory where a file belongs would hang or fail).
 
     flow writes only its own files: a link there (``manifest.sqlite -> ~/app.db``) would make it
     write into whatever the link points to.
     """
+    import stat
+
     from ..errors import ManifestError
 
-    names = ["", *(DB_NAME + s for s in ("", *DB_SIDECARS)), LOCK_NAME, BACKUP_NAME]
+    if os.path.islink(directory):
+        raise ManifestError(
+            f"{directory} is a symbolic link (to {os.readlink(directory)}); flow keeps its "
+            "store beside the Flowfile and will not follow it: remove it"
+        )
+    names = [*(DB_NAME + s for s in ("", *DB_SIDECARS)), LOCK_NAME, BACKUP_NAME]
     for name in names:
-        path = os.path.join(directory, name) if name else directory
-        if os.path.islink(path):
+        path = os.path.join(directory, name)
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:  # absent (or no directory yet): flow creates it
+            continue
+        if stat.S_ISLNK(mode):
             raise ManifestError(
                 f"{path} is a symbolic link (to {os.readlink(path)}); flow writes only its own "
                 f"files in {FLOW_DIR}/ and will not follow it: remove it"
             )
+        expected = stat.S_ISDIR if name == BACKUP_NAME else stat.S_ISREG
+        if not expected(mode):
+            kind = "a directory" if name == BACKUP_NAME else "a regular file"
+            raise ManifestError(f"{path} is not {kind}, as flow writes it: remove it")
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ManifestError
 from ..fingerprint import StatRecord
-from . import DB_NAME, LOCK_NAME, journal, refuse_symlinks
+from . import DB_NAME, LOCK_NAME, check_layout, journal
 from .backup import backup
 from .database import connect, from_db, move_aside, to_db, transaction
 from .locks import Locks
@@ -58,7 +58,7 @@ class Manifest:
         self._stats: dict[str, StatRecord] | None = None
         self._fresh: set[str] = set()
         self._locks: Locks | None = None
-        refuse_symlinks(directory)
+        check_layout(directory)
         self._open()
         self.unfinished = self._interrupted()
 
