@@ -264,7 +264,12 @@ class Manifest:
         """Journal that ``task_id`` starts producing ``outputs`` (key -> (path, stat before))."""
         if self.readonly or self._db is None or not outputs:
             return
-        journal.begin(self._db, task_id, outputs)
+        try:
+            journal.begin(self._db, task_id, outputs)
+        except sqlite3.DatabaseError as exc:
+            raise ManifestError(
+                f"cannot write {self.path}: {exc}; check disk space and permissions"
+            ) from None
 
     def end(self, keys: Iterable[str]) -> None:
         """Clear journal rows: the task finished, failed cleanly, or was cleaned up."""
