@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FLOW
-from flow.manifest import Manifest
+from flow.store.records import Manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -386,7 +386,11 @@ def test_a_closed_stdout_pipe_gives_no_traceback(project):
     project.flowfile(LOGGED.replace("time.sleep(0.3)", "pass"))
     proc = subprocess.run(
         f"{' '.join(FLOW)} -v Sum lo=0 hi=20 | head -1",
-        shell=True, cwd=project.root, capture_output=True, text=True, timeout=60,
+        shell=True,
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
     assert proc.stdout.count("\n") == 1
@@ -411,7 +415,9 @@ class Copy(flow.Task):
 
 
 @pytest.mark.parametrize(
-    "name", ["with space.txt", "ünïcødé-日本.txt", "new\nline.txt"], ids=["space", "unicode", "newline"]
+    "name",
+    ["with space.txt", "ünïcødé-日本.txt", "new\nline.txt"],
+    ids=["space", "unicode", "newline"],
 )
 def test_paths_with_spaces_unicode_or_newlines_build_and_stay_up_to_date(project, name):
     """An input and an output with an awkward name: built, then a no-op, then rebuilt on edit."""
@@ -532,9 +538,14 @@ def test_a_full_disk_fails_the_task_and_leaves_no_partial_output(project):
         f"{flow_cmd} -k Both where=small/big.txt; status=$?; "
         "ls -A small > small-listing.txt; exit $status"
     )
-    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=project.root,
-                          capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "NO_COLOR": "1"})
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     _failed_cleanly(proc, "small/big.txt")
     assert "No space left on device" in proc.stderr
     assert project.read("small-listing.txt") == ""

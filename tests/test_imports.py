@@ -64,5 +64,12 @@ def test_version_imports_click_and_the_cli_but_not_the_engine():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     loaded = set(json.loads(out.strip().splitlines()[-1]))
-    engine = ["flow.spine", "flow.decide", "flow.executor", "flow.manifest", "flow.task", "sqlite3"]
+    engine = [
+        "flow.spine",
+        "flow.decide",
+        "flow.executor",
+        "flow.store.records",
+        "flow.task",
+        "sqlite3",
+    ]
     assert [m for m in engine if m in loaded] == []

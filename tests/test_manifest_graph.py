@@ -18,7 +18,7 @@ import flow
 from flow.errors import GraphError, ManifestError
 from flow.fingerprint import CodeHasher, Fingerprinter, StatRecord, hash_file
 from flow.graph import build_graph
-from flow.manifest import Manifest, Record
+from flow.store.records import Manifest, Record
 
 # -- graph ------------------------------------------------------------------------------------
 
@@ -759,7 +759,11 @@ def test_the_racy_window_follows_the_timestamp_granularity(tmp_path, mtime_ns, a
     os.utime(path, ns=(mtime_ns, mtime_ns))
     st = os.stat(path)
     rec = StatRecord(
-        st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, "cached",
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_ino,
+        "cached",
         max(st.st_mtime_ns, st.st_ctime_ns) + age_ms * 1_000_000,
     )
     assert rec.matches(st) is trusted

@@ -15,8 +15,8 @@ from flow.decide import Context, decide
 from flow.events import Fanout, Status
 from flow.fingerprint import CodeHasher, Fingerprinter
 from flow.graph import build_graph
-from flow.manifest import Manifest
 from flow.plan import make_plan
+from flow.store.records import Manifest
 from flow.target import Info
 
 STORE: dict[str, str] = {}  # the in-memory "disk" of MemoryTarget

@@ -150,7 +150,8 @@ def _stdout_for_json(json_mode: bool) -> Iterator[Any]:
     from .fds import redirected
 
     sys.stdout.flush()
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    # backslashreplace: a non-UTF-8 file name (a lone surrogate) becomes a JSON escape, \udce9.
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8", errors="backslashreplace")
     try:
         with redirected(2, (1,)):
             yield out

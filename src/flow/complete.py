@@ -65,10 +65,11 @@ def _valid(data: Any, flowfile: str) -> bool:
 def task_index(flowfile: str) -> dict[str, Any] | None:
     """The index of ``flowfile``'s tasks: from `.flow/` when its key matches, else rebuilt by
     importing the Flowfile (and stored). None when the Flowfile cannot be imported."""
-    from .manifest import read_index, write_index
+    from .store import store_dir
+    from .store.index import read_index, write_index
 
     flowfile = os.path.abspath(flowfile)
-    flow_dir = os.path.join(os.path.dirname(flowfile), ".flow")
+    flow_dir = store_dir(os.path.dirname(flowfile))
     data = read_index(flow_dir)
     if _valid(data, flowfile):
         return data  # type: ignore[no-any-return]

@@ -8,7 +8,7 @@ from typing import Any
 
 from .fingerprint import PRIVATE_PREFIX, UNKNOWN_PRIVATE, CodeHasher, Fingerprinter, recorded_params
 from .graph import TaskGraph
-from .manifest import Manifest, Record
+from .store.records import Manifest, Record
 from .target import LocalTarget
 from .task import ExternalTask, Task, WrapperTask, is_external
 

@@ -35,12 +35,6 @@ class ManifestError(FlowError):
     """The `.flow/` store cannot be used (written by a newer flow, not writable)."""
 
 
-class MissingExternalError(FlowError):
-    """An external input does not exist; found while planning, before anything runs."""
-
-    exit_status = EXIT_FAILED
-
-
 class Terminated(BaseException):
     """SIGTERM arrived: stop like Ctrl-C, with exit status 143."""
 

@@ -121,6 +121,10 @@ class Fingerprinter:
             return self._memo[path]
         except KeyError:
             pass
+        digest = self._memo[path] = self._digest(path)
+        return digest
+
+    def _digest(self, path: str) -> str | None:
         st = self._stats.pop(path) if path in self._stats else _stat_or_none(path)
         digest: str | None
         if st is None:
@@ -155,7 +159,8 @@ class Fingerprinter:
                 full = os.path.join(dirpath, name)
                 rel = os.path.relpath(full, root)
                 h.update(rel.encode("utf-8", "surrogateescape") + b"\0")
-                h.update((self.file(full) or "-").encode() + b"\n")
+                # Not memoized: ``forget(root)`` after the task rewrote the tree must reach these.
+                h.update((self._digest(full) or "-").encode() + b"\n")
         return "tree:" + h.hexdigest()
 
     def forget(self, key: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import FlowError, GraphError
 from .flowfile import user_traceback
+from .store import FLOW_DIR, in_store
 from .task import Task, flatten
 
 
@@ -91,9 +92,9 @@ def _check_outputs_unique(graph: TaskGraph) -> None:
             key = getattr(out, "key", None)
             if key is None:
                 continue
-            if key.startswith(".flow/") or key == ".flow":
+            if in_store(key):
                 raise GraphError(
-                    f"{tid} declares the output {key}, inside .flow/, flow's own store; "
+                    f"{tid} declares the output {key}, inside {FLOW_DIR}/, flow's own store; "
                     "write it somewhere else"
                 )
             other = owner.setdefault(key, tid)

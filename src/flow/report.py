@@ -58,7 +58,11 @@ class Reporter:
         self._clear_status()
         stream = stream or self.out
         try:
-            stream.write(text + "\n")
+            try:
+                stream.write(text + "\n")
+            except UnicodeEncodeError:  # a non-UTF-8 file name on a strict console: escape it
+                encoding = getattr(stream, "encoding", None) or "utf-8"
+                stream.write((text + "\n").encode(encoding, "backslashreplace").decode(encoding))
             stream.flush()
         except BrokenPipeError:
             _reader_left(stream)

@@ -18,12 +18,12 @@ from .events import Fanout, Status, TaskResult
 from .executor import Executor
 from .fingerprint import CodeHasher, Fingerprinter
 from .graph import TaskGraph, build_graph
-from .manifest import Manifest
 from .plan import Plan, make_plan
 from .report import Reporter
+from .store import store_dir
+from .store.records import Manifest
 from .task import Task, _class_overrides, is_external
 
-FLOW_DIR = ".flow"
 # Between these many tasks, read the whole manifest at once rather than a query per output:
 # 10,000 records load in ~40 ms against ~150 ms of point queries. Past the upper bound the rows
 # would cost more memory (about 1.3 KB each) than the queries cost time.
@@ -108,11 +108,14 @@ def build(
     with _gc_paused():
         graph = build_graph(roots)
     readonly = dry_run or check
-    manifest = Manifest(FLOW_DIR, readonly=readonly)
+    manifest = Manifest(store_dir(), readonly=readonly)
     try:
         ctx = _context(graph, manifest, force, events)
+        warned = len(manifest.warnings)
         with _gc_paused():
             plan = make_plan(graph, ctx)
+        for message in manifest.warnings[warned:]:  # a damaged row found while deciding
+            events.warning(message)
         if readonly:
             events.planned(plan, explain)
             status = EXIT_FAILED if plan.missing or (check and plan.to_run) else EXIT_OK

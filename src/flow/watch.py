@@ -22,7 +22,8 @@ from .errors import FlowError
 from .flowfile import Flowfile, project_modules, reload_flowfile, user_traceback
 from .graph import TaskGraph
 from .shell import Files
-from .spine import FLOW_DIR, build
+from .spine import build
+from .store import in_store
 from .target import TMP_SUFFIX, LocalTarget
 from .task import Task, is_external
 
@@ -84,7 +85,7 @@ class WatchSet:
         """flow's own writes (outputs, ``.flow/``, temporaries, bytecode) and excluded paths."""
         rel = os.path.relpath(path, self.root)
         parts = rel.split(os.sep)
-        if parts[0] == FLOW_DIR or "__pycache__" in parts:
+        if in_store(rel) or "__pycache__" in parts:
             return True
         if any(p.endswith(TMP_SUFFIX) for p in parts):
             return True

@@ -1,0 +1,35 @@
+"""Copies of hand-edited outputs, saved under ``.flow/backup/`` before flow overwrites them."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ..errors import ManifestError
+from . import BACKUP_NAME
+
+
+def backup(directory: str, path: str) -> str:
+    """Copy ``path`` (a file or a directory) under ``directory/backup/<time>/``; return where."""
+    root = os.path.join(directory, BACKUP_NAME)
+    if os.path.islink(root):
+        raise ManifestError(
+            f"{root} is a symbolic link; flow will not write backups through it: remove it"
+        )
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    rel = path.lstrip(os.sep).replace("..", "__")
+    dest = os.path.join(root, stamp, rel)
+    n = 0
+    while os.path.lexists(dest):  # two backups of one file within a second: keep both
+        n += 1
+        dest = os.path.join(root, f"{stamp}.{n}", rel)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if os.path.realpath(dest) != os.path.join(os.path.realpath(root), os.path.relpath(dest, root)):
+        raise ManifestError(f"a symbolic link under {root} leads elsewhere: remove it")
+    import shutil  # only for a hand-edited output: keep it off every start
+
+    if os.path.isdir(path):
+        shutil.copytree(path, dest, dirs_exist_ok=True)
+    else:
+        shutil.copy2(path, dest)
+    return dest

@@ -1,0 +1,353 @@
+"""The manifest: records of outputs and the stat cache, in ``.flow/manifest.sqlite`` (WAL).
+
+It holds only plain data (strings and numbers, JSON for small maps), never pickles or code.
+A database flow cannot read, as a whole or a single row of it, is moved aside with a warning
+and the run goes on as if it were empty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ManifestError
+from ..fingerprint import StatRecord
+from . import DB_NAME, LOCK_NAME, check_layout, journal
+from .backup import backup
+from .database import connect, from_db, move_aside, to_db, transaction
+from .locks import Locks
+
+
+@dataclass(slots=True)
+class Record:
+    """What flow knew of an output when it was last produced (or adopted, or touched)."""
+
+    key: str
+    task_id: str
+    family: str
+    params: dict[str, str]
+    code: str
+    inputs: dict[str, str | None]
+    hash: str | None
+    built_ns: int = field(default_factory=time.time_ns)
+
+
+class Manifest:
+    """Records of outputs and the stat cache, in ``DIR/manifest.sqlite``.
+
+    With ``readonly=True`` (dry runs, ``--check``) nothing is created or written, and a corrupt
+    database is ignored rather than moved.
+    """
+
+    def __init__(self, directory: str, readonly: bool = False) -> None:
+        self.directory = directory
+        self.path = os.path.join(directory, DB_NAME)
+        self.readonly = readonly
+        self.warnings: list[str] = []
+        # Output key -> (task id, path, stat before) of outputs a run died writing.
+        self.unfinished: journal.Unfinished = {}
+        self._db: sqlite3.Connection | None = None
+        # Preloaded rows (``preload``); None: read row by row. Keys in ``_fresh`` bypass them.
+        self._records: dict[str, tuple[Any, ...]] | None = None
+        self._stats: dict[str, StatRecord] | None = None
+        self._fresh: set[str] = set()
+        self._locks: Locks | None = None
+        self._secret: bytes | None = None
+        check_layout(directory)
+        self._open()
+        self.unfinished = self._interrupted()
+
+    # -- opening and recovery -------------------------------------------------------------------
+    def _open(self) -> None:
+        if self.readonly and not os.path.exists(self.path):
+            return
+        if not self.readonly:
+            try:
+                os.makedirs(self.directory, exist_ok=True)
+            except OSError as exc:
+                raise ManifestError(
+                    f"cannot create {self.directory}: {exc.strerror}; make the directory beside "
+                    "the Flowfile writable, or run from a checkout you own"
+                ) from None
+        try:
+            self._db = self._connect_patiently()
+        except sqlite3.OperationalError as exc:  # permissions, a directory in the way
+            raise ManifestError(f"cannot open {self.path}: {exc}; check its permissions") from None
+        except sqlite3.DatabaseError as exc:  # not a database, malformed, truncated, reshaped
+            self._recover(exc)
+
+    def _connect_patiently(self) -> sqlite3.Connection:
+        """Connect, waiting while another flow holds the database: setting up the schema or
+        switching to WAL can report "locked" at once instead of waiting for the busy timeout."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return connect(self.path, self.readonly)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _recover(self, exc: BaseException) -> None:
+        self._records = self._stats = None  # whatever was preloaded came from the bad file
+        if self._db is not None:
+            with contextlib.suppress(Exception):
+                self._db.close()
+            self._db = None
+        if self.readonly:
+            self.warnings.append(
+                f"the manifest {self.path} is unreadable ({exc}); planning as if it were empty"
+            )
+            return
+        try:
+            aside = move_aside(self.path)
+        except OSError as exc2:
+            raise ManifestError(
+                f"the manifest {self.path} is unreadable ({exc}) and cannot be moved aside "
+                f"({exc2.strerror}); remove it (flow starts an empty one)"
+            ) from None
+        self.warnings.append(
+            f"the manifest {self.path} was unreadable ({exc}); moved it to {aside} and "
+            "started an empty one (outputs that exist are adopted, the rest rebuilt)"
+        )
+        self._db = connect(self.path, readonly=False)
+
+    def _query(self, sql: str, args: tuple[object, ...]) -> Any:
+        if self._db is None:
+            return None
+        try:
+            return self._db.execute(sql, args).fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+            return None
+
+    # -- reading --------------------------------------------------------------------------------
+    def preload(self) -> None:
+        """Read every record and stat-cache entry in two queries, instead of one query per
+        output (a 10,000-task graph plans several times faster). Only worth it for big graphs;
+        ``refresh`` re-reads keys another process may have changed since."""
+        if self._db is None:
+            return
+        try:
+            records = self._db.execute(
+                "SELECT key, task_id, family, params, code, inputs, hash, built_ns FROM outputs"
+            ).fetchall()
+            stats = self._db.execute(
+                "SELECT path, size, mtime_ns, ctime_ns, ino, hash, checked_ns FROM files"
+            ).fetchall()
+            self._stats = {from_db(row[0]): _stat(row[1:]) for row in stats}
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+            return
+        self._records = {from_db(row[0]): row[1:] for row in records}
+
+    def refresh(self, keys: Iterable[str]) -> None:
+        """Forget preloaded rows of ``keys``: the next read goes to the database."""
+        if self._records is not None:
+            for key in keys:
+                self._records.pop(key, None)
+                self._stats.pop(key, None)  # type: ignore[union-attr]
+                self._fresh.add(key)
+
+    def get(self, key: str) -> Record | None:
+        """The record of the output ``key``, or None."""
+        if self._records is not None and key not in self._fresh:
+            row = self._records.get(key)
+        else:
+            row = self._query(
+                "SELECT task_id, family, params, code, inputs, hash, built_ns FROM outputs "
+                "WHERE key = ?",
+                (to_db(key),),
+            )
+        if row is None:
+            return None
+        try:
+            return _record(key, row)
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+            return None
+
+    def secret_key(self) -> bytes | None:
+        """The project's random key for hashing private parameter values, made on first use;
+        None in read-only mode before any run has made one."""
+        if self._secret is None:
+            sql = "SELECT value FROM meta WHERE key = 'secret_key'"
+            row = self._query(sql, ())
+            if row is None and not self.readonly and self._db is not None:
+                # OR IGNORE: of two flows making a key at once, the first wins and both read it.
+                new = os.urandom(32).hex()
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('secret_key', ?)", (new,))
+                row = self._query(sql, ())
+            self._secret = bytes.fromhex(row[0]) if row else None
+        return self._secret
+
+    def get_stat(self, path: str) -> StatRecord | None:
+        """The stat-cache entry of a file, or None."""
+        if self._stats is not None and path not in self._fresh:
+            return self._stats.get(path)
+        row = self._query(
+            "SELECT size, mtime_ns, ctime_ns, ino, hash, checked_ns FROM files WHERE path = ?",
+            (to_db(path),),
+        )
+        if row is None:
+            return None
+        try:
+            return _stat(row)
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+            return None
+
+    # -- writing --------------------------------------------------------------------------------
+    def save(
+        self,
+        records: Iterable[Record] = (),
+        stats: dict[str, StatRecord] | None = None,
+        finished: Iterable[str] = (),
+    ) -> None:
+        """Store records and stat-cache entries, and clear ``finished`` journal rows, in one
+        short transaction."""
+        if self.readonly:
+            return
+        records = list(records)
+        rows = [
+            (
+                to_db(r.key),
+                to_db(r.task_id),
+                r.family,
+                json.dumps(r.params, sort_keys=True),
+                r.code,
+                json.dumps(r.inputs, sort_keys=True),
+                r.hash,
+                r.built_ns,
+            )
+            for r in records
+        ]
+        stat_rows = [
+            (to_db(p), s.size, s.mtime_ns, s.ctime_ns, s.ino, s.hash, s.checked_ns)
+            for p, s in (stats or {}).items()
+        ]
+        done = [(to_db(k),) for k in finished]
+        if not rows and not stat_rows and not done:
+            return
+        for attempt in (1, 2):
+            try:
+                assert self._db is not None
+                with transaction(self._db) as db:
+                    db.executemany("INSERT OR REPLACE INTO outputs VALUES (?,?,?,?,?,?,?,?)", rows)
+                    db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", stat_rows)
+                    if done:
+                        db.executemany("DELETE FROM running WHERE key = ?", done)
+                if self._records is not None:
+                    for r, row in zip(records, rows, strict=True):
+                        self._records[r.key] = row[1:]
+                if self._stats is not None:
+                    self._stats.update(stats or {})
+                return
+            except sqlite3.DatabaseError as exc:
+                if attempt == 2 or isinstance(exc, sqlite3.OperationalError):
+                    raise ManifestError(
+                        f"cannot write {self.path}: {exc}; check disk space and permissions"
+                    ) from None
+                self._recover(exc)
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop the records of outputs (a task that failed after rewriting them)."""
+        if self.readonly or self._db is None:
+            return
+        keys = list(keys)
+        if self._records is not None:
+            for key in keys:
+                self._records.pop(key, None)
+        with contextlib.suppress(sqlite3.DatabaseError), transaction(self._db) as db:
+            db.executemany("DELETE FROM outputs WHERE key = ?", [(to_db(k),) for k in keys])
+
+    # -- the journal and locks (concurrent and interrupted runs) ------------------------------
+    @property
+    def locks(self) -> Locks:
+        """Cross-process locks, in ``.flow/lock`` (opened on first use: a no-op takes none)."""
+        if self._locks is None:
+            self._locks = Locks(os.path.join(self.directory, LOCK_NAME))
+        return self._locks
+
+    def begin(self, task_id: str, outputs: dict[str, tuple[str, Any]]) -> None:
+        """Journal that ``task_id`` starts producing ``outputs`` (key -> (path, stat before))."""
+        if self.readonly or self._db is None or not outputs:
+            return
+        try:
+            journal.begin(self._db, task_id, outputs)
+        except sqlite3.DatabaseError as exc:
+            raise ManifestError(
+                f"cannot write {self.path}: {exc}; check disk space and permissions"
+            ) from None
+
+    def end(self, keys: Iterable[str]) -> None:
+        """Clear journal rows: the task finished, failed cleanly, or was cleaned up."""
+        keys = list(keys)
+        for key in keys:
+            self.unfinished.pop(key, None)
+        if self.readonly or self._db is None:
+            return
+        with contextlib.suppress(sqlite3.DatabaseError):
+            journal.end(self._db, keys)
+
+    def _interrupted(self) -> journal.Unfinished:
+        """Journal rows whose producer is gone (a damaged journal is a damaged manifest)."""
+        if self._db is None:
+            return {}
+        try:
+            return journal.interrupted(self._db, lambda key: self.readonly or self.locks.probe(key))
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+            return {}
+
+    def backup(self, path: str) -> str:
+        """Copy a hand-edited output under ``.flow/backup/`` before flow overwrites it."""
+        return backup(self.directory, path)
+
+    def close(self) -> None:
+        if self._locks is not None:
+            self._locks.close()
+            self._locks = None
+        if self._db is not None:
+            with contextlib.suppress(Exception):
+                self._db.close()
+            self._db = None
+
+
+def _record(key: str, row: tuple[Any, ...]) -> Record:
+    """A Record from an ``outputs`` row; DatabaseError when the row is not one flow wrote."""
+    task_id, family, params, code, inputs, digest, built_ns = row
+    try:
+        params, inputs = json.loads(params), json.loads(inputs)
+    except (TypeError, ValueError):
+        raise sqlite3.DatabaseError(f"a damaged record of {key!r}") from None
+    if not (
+        isinstance(task_id, (str, bytes))
+        and isinstance(family, str)
+        and isinstance(params, dict)
+        and all(isinstance(v, str) for v in params.values())
+        and isinstance(code, str)
+        and isinstance(inputs, dict)
+        and all(v is None or isinstance(v, str) for v in inputs.values())
+        and (digest is None or isinstance(digest, str))
+        and type(built_ns) is int
+    ):
+        raise sqlite3.DatabaseError(f"a damaged record of {key!r}")
+    return Record(key, from_db(task_id), family, params, code, inputs, digest, built_ns)
+
+
+def _stat(row: tuple[Any, ...]) -> StatRecord:
+    """A StatRecord from a ``files`` row; DatabaseError when the row is not one flow wrote."""
+    size, mtime_ns, ctime_ns, ino, digest, checked_ns = row
+    if not (
+        all(type(n) is int for n in (size, mtime_ns, ctime_ns, ino, checked_ns))
+        and isinstance(digest, str)
+    ):
+        raise sqlite3.DatabaseError("a damaged stat-cache entry")
+    return StatRecord(size, mtime_ns, ctime_ns, ino, digest, checked_ns)
