@@ -4,10 +4,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
+from conftest import FLOW, Project
 from flow.errors import GraphError
 from flow.graph import TaskGraph, _check_outputs
 from flow.target import LocalTarget
@@ -195,3 +200,249 @@ def test_an_output_inside_the_flow_store_is_refused_however_it_is_spelled(projec
     os.symlink(".flow", project.root / "link")
     project.flowfile(PROJECT_OUTPUT.replace("OUT", repr(out)))
     _refused(project.run("-B"), "Everything()", out, ".flow")
+
+
+# -- a user's exists() or complete() that raises ---------------------------------------------------
+RAISING = """
+import os
+
+class Broken(flow.LocalTarget):
+    def exists(self):
+        if os.path.exists("break.marker"):
+            raise RuntimeError("catalog unreachable")
+        return os.path.exists(self.path)
+
+class Opaque(flow.Target):
+    def exists(self):
+        raise RuntimeError("no such bucket")
+
+class Source(flow.ExternalTask):
+    def output(self):
+        return Opaque()
+
+class FromSource(flow.Task):
+    def requires(self):
+        return Source()
+    def output(self):
+        return flow.LocalTarget("from-source.txt")
+    def run(self):
+        pass
+
+class Judged(flow.Task):
+    def complete(self):
+        return {}["no such key"]
+    def run(self):
+        pass
+
+class JudgedExternal(flow.ExternalTask):
+    def complete(self):
+        raise ValueError("cannot tell")
+
+class Up(flow.Task):
+    def output(self):
+        return flow.LocalTarget("up.txt")
+    def run(self):
+        with self.output().open("w") as f:
+            f.write("up")
+        open("break.marker", "w").close()
+
+class Down(flow.Task):
+    def requires(self):
+        return Up()
+    def output(self):
+        return Broken("down.txt")
+    def run(self):
+        with self.output().open("w") as f:
+            f.write("down")
+
+class BreaksItself(flow.Task):
+    def output(self):
+        return Broken("self.txt")
+    def run(self):
+        open("break.marker", "w").close()
+"""
+
+
+def _user_error(proc, code: int, *names: str) -> None:
+    """Exit ``code``; the user's frame and exception shown, none of flow's frames."""
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    err = proc.stderr
+    assert "Flowfile.py" in err, err
+    assert "/flow/" not in err and "site-packages" not in err, err
+    assert len(err.strip().splitlines()) <= 12, err
+    for name in names:
+        assert name in err, (name, err)
+
+
+@pytest.mark.parametrize(
+    "task,names",
+    [
+        ("FromSource", ["Source()", "exists()", "RuntimeError: no such bucket"]),
+        ("Judged", ["Judged().complete()", "KeyError"]),
+        ("JudgedExternal", ["JudgedExternal().complete()", "ValueError: cannot tell"]),
+        ("Down", ["Down()", "exists()", "down.txt", "RuntimeError: catalog unreachable"]),
+    ],
+)
+def test_a_user_exists_or_complete_that_raises_while_planning_shows_only_user_frames(
+    project, task, names
+):
+    """exists() of an ExternalTask's output, complete() of a task or an external, exists() of a
+    LocalTarget subclass: exit 2 while planning, naming the task and method, the user's frames only."""
+    project.flowfile(RAISING)
+    project.write("break.marker", "")
+    for args in (["-n", task], [task], ["-t", task], ["--json", task]):
+        _user_error(project.run(*args), 2, *names)
+    assert not (project.root / "up.txt").exists()
+
+
+def test_a_user_exists_that_raises_after_a_task_ran_fails_that_task_with_exit_1(project):
+    """Up runs and makes Down's exists() raise: Down fails (exit 1), Up stays recorded."""
+    project.flowfile(RAISING)
+    proc = project.run("Down")
+    _user_error(proc, 1, "Down()", "exists()", "RuntimeError: catalog unreachable")
+    assert "[1/2] Up()" in proc.stdout
+    (project.root / "break.marker").unlink()
+    assert project.ran("Down") == ["Down()"]
+
+
+def test_a_user_exists_that_raises_in_the_post_run_output_check_fails_the_task(project):
+    """run() makes its own output's exists() raise: the task fails (exit 1), user frames only."""
+    project.flowfile(RAISING)
+    for args in (["BreaksItself"], ["-j", "2", "BreaksItself"]):
+        (project.root / "break.marker").unlink(missing_ok=True)
+        _user_error(project.run(*args), 1, "BreaksItself()", "RuntimeError: catalog unreachable")
+
+
+# -- unreadable inputs and outputs ------------------------------------------------------------------
+UNREADABLE = """
+import os
+
+class Concat(flow.Task):
+    def requires(self):
+        return flow.Files("data/*")
+    def output(self):
+        return flow.LocalTarget("out/all.txt")
+    def run(self):
+        with self.output().open("w") as f:
+            f.write(str(len(self.input())))
+
+class Down(flow.Task):
+    def requires(self):
+        return Concat()
+    def output(self):
+        return flow.LocalTarget("out/down.txt")
+    def run(self):
+        with self.output().open("w") as f:
+            f.write(self.input().open().read())
+
+class Locks(flow.Task):
+    def output(self):
+        return flow.LocalTarget("out/locked.txt")
+    def run(self):
+        with self.output().open("w") as f:
+            f.write("secret")
+        os.chmod(self.output().path, 0)
+
+class Tree(flow.Task):
+    def output(self):
+        return flow.LocalTarget("out/tree")
+    def run(self):
+        os.makedirs("out/tree/sub")
+        with open("out/tree/sub/leaf.txt", "w") as f:
+            f.write("leaf")
+"""
+
+
+class _Unprivileged(Project):
+    """A project whose `flow` runs as ``prefix`` (setpriv to nobody) in a directory it can reach."""
+
+    prefix: list[str] = []
+
+    def run(self, *args: str, timeout: float = 60, **_: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.prefix, *FLOW, *args],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+
+
+@pytest.fixture
+def unprivileged():
+    """A project whose `flow` lacks root's power to read anything (chmod 000 means nothing to
+    root): run as `nobody` through setpriv when the tests run as root, else as we are."""
+    project = _Unprivileged(Path(tempfile.mkdtemp(prefix="flow-unreadable-")))
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot make a file unreadable")
+        project.prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    # tmp_path's parents are private to root: nobody needs a directory it can reach and write.
+    os.chmod(project.root, 0o777)
+    yield project
+    subprocess.run(["chmod", "-R", "u+rwx", str(project.root)], check=False)
+    shutil.rmtree(project.root, ignore_errors=True)
+
+
+def _unreadable(proc, code: int, path: str) -> None:
+    """Exit ``code``, one error line naming ``path``, no traceback."""
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "cannot read" in ln]
+    assert len(lines) == 1 and path in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_an_unreadable_input_is_one_line_naming_it_with_exit_2(unprivileged):
+    """data/one.txt made unreadable after a build: -n and a run exit 2 naming it; nothing runs."""
+    project = unprivileged
+    project.flowfile(UNREADABLE)
+    project.write("data/one.txt", "one\n")
+    assert project.run("Down").returncode == 0
+    (project.root / "data/one.txt").write_text("uno\n")
+    os.chmod(project.root / "data/one.txt", 0)
+    for args in (["-n", "Down"], ["Down"], ["-t", "Down"], ["--check", "Down"]):
+        _unreadable(project.run(*args), 2, "data/one.txt")
+    assert project.read("out/all.txt") == "1"
+
+
+def test_an_unreadable_output_or_directory_is_one_line_naming_it_with_exit_2(unprivileged):
+    """An output made unreadable, or a directory inside a directory output: exit 2 naming it."""
+    project = unprivileged
+    project.flowfile(UNREADABLE)
+    project.write("data/one.txt", "one\n")
+    assert project.run("Down").returncode == 0
+    os.chmod(project.root / "out/all.txt", 0)
+    _unreadable(project.run("-n", "Down"), 2, "out/all.txt")
+    _unreadable(project.run("Down"), 2, "out/all.txt")
+    assert project.run("Tree").returncode == 0
+    os.chmod(project.root / "out/tree/sub", 0)
+    _unreadable(project.run("-n", "Tree"), 2, "out/tree/sub")
+
+
+def test_an_output_unreadable_after_its_task_ran_fails_the_task_with_exit_1(unprivileged):
+    """run() leaves its output unreadable: that task fails naming the path, exit 1, the output is
+    removed, and the next run does not mistake it for a killed run."""
+    project = unprivileged
+    project.flowfile(UNREADABLE)
+    proc = project.run("Locks")
+    _unreadable(proc, 1, "out/locked.txt")
+    assert "FAILED Locks()" in proc.stderr
+    assert not (project.root / "out/locked.txt").exists()
+    again = project.run("Locks")
+    assert "killed" not in again.stderr, again.stderr
+
+
+def test_a_named_pipe_or_an_io_error_as_input_is_an_error_not_a_hang(project):
+    """A FIFO matching an input pattern would block a reader forever; /proc/self/mem fails with
+    EIO on read: both are one line naming the path, exit 2, promptly."""
+    project.flowfile(UNREADABLE)
+    project.write("data/one.txt", "one\n")
+    os.mkfifo(project.root / "data/pipe.txt")
+    _unreadable(project.run("-n", "Down", timeout=20), 2, "data/pipe.txt")
+    _unreadable(project.run("Down", timeout=20), 2, "data/pipe.txt")
+    os.unlink(project.root / "data/pipe.txt")
+    if not os.path.exists("/proc/self/mem"):
+        return
+    os.symlink("/proc/self/mem", project.root / "data/mem.txt")
+    _unreadable(project.run("-n", "Down", timeout=20), 2, "data/mem.txt")

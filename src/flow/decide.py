@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import EXIT_FAILED, FlowError, GraphError
 from .fingerprint import CodeHasher, Fingerprinter
+from .flowfile import user_traceback
 from .graph import TaskGraph
 from .manifest import Manifest, Record
 from .target import LocalTarget
@@ -87,12 +89,12 @@ def decide(task: Task, ctx: Context) -> Decision:
     if isinstance(task, ExternalTask) or getattr(task, "run", None) is None:
         d.kind = "external"
         if type(task).complete not in _BUILTIN_COMPLETE:
-            if not task.complete():
+            if not _complete(task):
                 d.missing_external = [f"{tid} (its complete() returned False)"]
         elif not outputs:
             d.missing_external = [f"{tid} (an external task with no outputs is never complete)"]
         else:
-            d.missing_external = [_name(o) for o in outputs if not ctx.fingerprints.exists(o)]
+            d.missing_external = [_name(o) for o in outputs if not output_exists(tid, o, ctx)]
         return d
     if isinstance(task, WrapperTask) and not outputs:
         d.kind = "wrapper"
@@ -102,7 +104,7 @@ def decide(task: Task, ctx: Context) -> Decision:
         add(Reason("forced", "-B/--force"))
     if type(task).complete not in _BUILTIN_COMPLETE:
         # A user's complete() is the authority on existence (Luigi's contract).
-        if not task.complete():
+        if not _complete(task):
             add(Reason("missing-output", "complete() returned False"))
         return d
     if not outputs:
@@ -112,12 +114,12 @@ def decide(task: Task, ctx: Context) -> Decision:
     d.params = task.to_str_params()
     d.code = ctx.code(type(task))
     d.inputs = _input_fingerprints(tid, ctx)
-    missing = [_name(o) for o in outputs if not ctx.fingerprints.exists(o)]
+    missing = [_name(o) for o in outputs if not output_exists(tid, o, ctx)]
     if ctx.manifest.unfinished:  # a run died while writing these: never trust what is there
         missing += [
             f"{o.key} (left half-written by an interrupted run)"
             for o in outputs
-            if getattr(o, "key", None) in ctx.manifest.unfinished and ctx.fingerprints.exists(o)
+            if getattr(o, "key", None) in ctx.manifest.unfinished and output_exists(tid, o, ctx)
         ]
     if missing:
         add(Reason("missing-output", ", ".join(missing)))
@@ -154,7 +156,7 @@ def records_for(
             d.params,
             d.code,
             d.inputs,
-            fingerprints.target(o),
+            _read(fingerprints, o, f"an output of {task.task_id}", after_run=True),
         )
         for o in outputs
         if getattr(o, "key", None) is not None
@@ -176,10 +178,54 @@ def _compare(
         diff = [k for k in keys if rec.inputs.get(k, "∅") != d.inputs.get(k, "∅")]
         changed.setdefault("input-changed", []).extend(diff)
     if rec.hash is not None:
-        current = ctx.fingerprints.target(out)
+        current = _read(ctx.fingerprints, out, f"an output of {d.task_id}")
         if current != rec.hash:
             changed.setdefault("output-modified", []).append(out.key)
             d.modified.append(out.key)
+
+
+class UnreadableError(FlowError):
+    """A file flow must hash cannot be read: exit 2 while planning, 1 once a task has run."""
+
+
+def _read(fingerprints: Fingerprinter, target: Any, role: str, after_run: bool = False) -> Any:
+    """A target's fingerprint; a file that cannot be read is one line naming it, not a traceback."""
+    try:
+        return fingerprints.target(target)
+    except OSError as exc:
+        path = exc.filename or _name(target)
+        error = UnreadableError(
+            f"cannot read {path} ({role}): {exc.strerror or exc}; make it a readable file or "
+            "directory"
+        )
+        if after_run:
+            error.exit_status = EXIT_FAILED
+        raise error from None
+
+
+def _complete(task: Task) -> bool:
+    """A user's ``complete()``: an exception in it is the Flowfile's bug, shown as such."""
+    try:
+        return bool(task.complete())
+    except FlowError:
+        raise
+    except Exception as exc:
+        raise GraphError(
+            f"{task.task_id}.complete() raised an error:\n{user_traceback(exc)}"
+        ) from None
+
+
+def output_exists(tid: str, target: Any, ctx: Context) -> bool:
+    """``exists()`` of an output; an exception in a user's target is shown as the user's bug."""
+    try:
+        return ctx.fingerprints.exists(target)
+    except FlowError:
+        raise
+    except Exception as exc:
+        raise GraphError(
+            f"{tid}: exists() of its output {_label(target)} raised an error:\n"
+            f"{user_traceback(exc)}"
+        ) from None
 
 
 def _sorted(d: Decision) -> Decision:
@@ -191,6 +237,13 @@ def _name(target: Any) -> str:
     return str(getattr(target, "key", None) or getattr(target, "path", None) or target)
 
 
+def _label(target: Any) -> str:
+    """A target as a message names it, without calling the user's __repr__ (it may fail too)."""
+    return str(
+        getattr(target, "key", None) or getattr(target, "path", None) or type(target).__name__
+    )
+
+
 def _input_fingerprints(tid: str, ctx: Context) -> dict[str, str | None]:
     """Fingerprints of every output of the task's direct requirements, by key."""
     fps: dict[str, str | None] = {}
@@ -198,7 +251,7 @@ def _input_fingerprints(tid: str, ctx: Context) -> dict[str, str | None]:
         for out in ctx.graph.outputs[up]:
             key = getattr(out, "key", None)
             if key is not None:
-                fps[key] = ctx.fingerprints.target(out)
+                fps[key] = _read(ctx.fingerprints, out, f"an input of {tid}")
     return fps
 
 

@@ -174,7 +174,12 @@ class Executor:
         """Settle a task or start it. None: it started in a worker, or its lock is busy."""
         task = self.plan.graph.tasks[tid]
         if any(self.results[u].status == "ran" for u in self.plan.graph.deps[tid]):
-            d = decide(task, self.ctx)  # an input may have changed since planning
+            try:
+                d = decide(task, self.ctx)  # an input may have changed since planning
+            except FlowError as exc:  # a user's exists() or complete() failed, or a read did
+                failed = TaskResult(tid, "failed", self.plan.decisions[tid], error=str(exc))
+                self._finished(failed)
+                return self._set(failed)
         else:
             # Nothing upstream ran, so the plan's verdict stands (its forecast aside).
             d = self.plan.decisions[tid]
@@ -301,16 +306,21 @@ class Executor:
         del self.running[tid]
         duration = time.perf_counter() - run.started
         try:
+            if not error:
+                for o in run.outputs:
+                    key = getattr(o, "key", None)
+                    if key is not None:
+                        self.ctx.fingerprints.forget(key)
+                try:
+                    self._record(task, d, run.journal)
+                except FlowError as exc:  # an output it wrote cannot be read back to record it
+                    _remove_written(run.outputs, run.before)
+                    error = str(exc)
             if error:
                 self.ctx.manifest.end(run.journal)
                 result = TaskResult(tid, "failed", d, duration, error, output)
                 self._finished(result)
                 return self._set(result)
-            for o in run.outputs:
-                key = getattr(o, "key", None)
-                if key is not None:
-                    self.ctx.fingerprints.forget(key)
-            self._record(task, d, run.journal)
             result = TaskResult(tid, "ran", d, duration, output=output)
             self._finished(result)
             return self._set(result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import errno
 import os
 import stat as _stat
 import sys
@@ -115,6 +116,8 @@ class Fingerprinter:
             return None
         if _stat.S_ISDIR(st.st_mode):
             digest = self._tree(path)
+        elif not _stat.S_ISREG(st.st_mode):  # reading a FIFO would hang, a device never end
+            raise OSError(errno.EINVAL, "not a regular file or directory", path)
         else:
             cached = self._lookup(path)
             if cached is not None and cached.matches(st):
@@ -129,7 +132,7 @@ class Fingerprinter:
 
     def _tree(self, root: str) -> str:
         h = xxhash.xxh3_128()
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in os.walk(root, onerror=_raise):
             dirnames.sort()
             for name in sorted(filenames):
                 if name.endswith(TMP_SUFFIX):
@@ -150,6 +153,10 @@ class Fingerprinter:
             return os.stat(path).st_mtime_ns
         except OSError:
             return None
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
 
 
 def _stat_or_none(path: str) -> os.stat_result | None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .decide import Context, records_for
+from .decide import Context, output_exists, records_for
 from .errors import EXIT_FAILED, EXIT_OK
 from .executor import Executor, TaskResult, clean_interrupted
 from .fingerprint import CodeHasher, Fingerprinter
@@ -186,7 +186,7 @@ def _touch(plan: Plan, ctx: Context, reporter: Reporter) -> BuildResult:
         if d.kind != "task" or not plan.graph.outputs[tid]:
             continue
         outs = plan.graph.outputs[tid]
-        if not all(o.exists() for o in outs):
+        if not all(output_exists(tid, o, ctx) for o in outs):
             missing.append(tid)
             continue
         for out in outs:
