@@ -446,3 +446,83 @@ def test_a_named_pipe_or_an_io_error_as_input_is_an_error_not_a_hang(project):
         return
     os.symlink("/proc/self/mem", project.root / "data/mem.txt")
     _unreadable(project.run("-n", "Down", timeout=20), 2, "data/mem.txt")
+
+
+# -- -t after a hand edit ---------------------------------------------------------------------------
+THREE = """
+class Numbers(flow.Task):
+    def output(self):
+        return flow.LocalTarget("out/numbers.txt")
+    def run(self):
+        with self.output().open("w") as f:
+            f.write("1\\n2\\n3\\n")
+
+class Squares(flow.Task):
+    def requires(self):
+        return Numbers()
+    def output(self):
+        return flow.LocalTarget("out/squares.txt")
+    def run(self):
+        with self.input().open() as fin, self.output().open("w") as fout:
+            fout.write("".join(f"{int(n) ** 2}\\n" for n in fin))
+
+class Total(flow.Task):
+    def requires(self):
+        return Squares()
+    def output(self):
+        return flow.LocalTarget("out/total.txt")
+    def run(self):
+        with self.input().open() as fin, self.output().open("w") as fout:
+            fout.write(str(sum(int(n) for n in fin)))
+
+default = Total
+"""
+
+
+def _would_run(project, *args: str) -> dict[str, str]:
+    """`flow -n --json`: task id -> first reason kind, for the tasks that would run."""
+    return {t: p["reasons"][0]["kind"] for t, p in project.plan(*args).items() if p["would_run"]}
+
+
+@pytest.mark.parametrize("warned_by", ["run", "dry-run"])
+def test_touch_accepts_a_hand_edit_and_what_was_built_from_the_old_copy_rebuilds(
+    project, warned_by
+):
+    """Build, edit the middle output by hand, flow warns advising -t, `flow -t`: the edit is the
+    record (no warning), and what was built from the old copy rebuilds from the edit; nothing else."""
+    project.flowfile(THREE)
+    assert project.ran() == ["Numbers()", "Squares()", "Total()"]
+    project.write("out/squares.txt", "100\n")
+    warned = project.run("-n") if warned_by == "dry-run" else project.run()
+    assert "-t" in warned.stderr and "out/squares.txt" in warned.stderr
+    if warned_by == "run":  # the run already rebuilt Total from the edit, as the docs say
+        assert project.read("out/total.txt") == "100"
+    touched = project.run("-t")
+    assert touched.returncode == 0, touched.stderr
+    assert project.read("out/squares.txt") == "100\n"
+    after = project.run("-n", "--json")
+    assert "modified by hand" not in after.stderr
+    if warned_by == "dry-run":
+        assert "Total()" in touched.stdout  # -t says what it left to rebuild
+        assert _would_run(project) == {"Total()": "input-changed"}
+        assert project.ran() == ["Total()"]
+    assert project.read("out/total.txt") == "100"
+    assert project.read("out/squares.txt") == "100\n"
+    assert _would_run(project) == {}
+    assert project.run().stderr == ""
+
+
+def test_touch_still_accepts_harmless_changes_below_a_hand_edit(project):
+    """-t with a harmless code change marks everything up to date (make's -t); a hand edit of the
+    first output is accepted, and only what was built from it rebuilds."""
+    project.flowfile(THREE)
+    assert project.ran() == ["Numbers()", "Squares()", "Total()"]
+    project.flowfile(THREE.replace("sum(int(n) for n in fin)", "sum(map(int, fin))"))
+    assert _would_run(project) == {"Total()": "code-changed"}
+    assert project.run("-t").returncode == 0
+    assert _would_run(project) == {}
+    project.write("out/numbers.txt", "5\n")
+    assert project.run("-t").returncode == 0
+    assert _would_run(project) == {"Squares()": "input-changed", "Total()": "upstream"}
+    assert project.ran() == ["Squares()", "Total()"]
+    assert project.read("out/total.txt") == "25"

@@ -178,8 +178,15 @@ def _not_started(plan: Plan) -> dict[str, TaskResult]:
 
 
 def _touch(plan: Plan, ctx: Context, reporter: Reporter) -> BuildResult:
-    """make's -t: record every task whose outputs exist as built from the current inputs."""
+    """make's -t: record every task whose outputs exist as built from the current inputs.
+
+    One exception keeps -t's advice for a hand edit true: the edit is accepted as the output's
+    content, and a task downstream that was built from the old content is left to rebuild from
+    the edit (``input-changed`` on the next run), as it would have without -t.
+    """
     records, missing = [], []
+    edited: set[str] = set()  # outputs edited by hand, accepted here
+    left: dict[str, list[str]] = {}  # task -> the edited inputs it was not built from
     for tid in plan.graph.order:
         d = plan.decisions[tid]
         task = plan.graph.tasks[tid]
@@ -189,6 +196,11 @@ def _touch(plan: Plan, ctx: Context, reporter: Reporter) -> BuildResult:
         if not all(output_exists(tid, o, ctx) for o in outs):
             missing.append(tid)
             continue
+        stale = _built_from_before(d, outs, edited, ctx)
+        if stale:
+            left[tid] = stale
+            continue
+        edited.update(d.modified)
         for out in outs:
             if getattr(out, "key", None) is not None:
                 ctx.fingerprints.forget(out.key)
@@ -200,4 +212,20 @@ def _touch(plan: Plan, ctx: Context, reporter: Reporter) -> BuildResult:
     reporter.text(
         f"flow: marked {touched} task{'s' if touched != 1 else ''} up to date without running"
     )
+    for tid, keys in left.items():
+        reporter.text(
+            f"flow: left {tid} to rebuild: it was built before {', '.join(keys)} was edited by "
+            "hand; the next run rebuilds it from the edited copy"
+        )
     return BuildResult(plan, exit_status=EXIT_FAILED if missing else EXIT_OK)
+
+
+def _built_from_before(d: Any, outs: list[Any], edited: set[str], ctx: Context) -> list[str]:
+    """The hand-edited inputs of a task whose records say it was built from their old content."""
+    keys = [k for k in d.inputs if k in edited]
+    if not keys:
+        return []
+    records = [ctx.manifest.get(o.key) for o in outs if getattr(o, "key", None) is not None]
+    return [
+        k for k in keys if any(r is not None and r.inputs.get(k) != d.inputs[k] for r in records)
+    ]
