@@ -526,3 +526,131 @@ def test_touch_still_accepts_harmless_changes_below_a_hand_edit(project):
     assert _would_run(project) == {"Squares()": "input-changed", "Total()": "upstream"}
     assert project.ran() == ["Squares()", "Total()"]
     assert project.read("out/total.txt") == "25"
+
+
+# -- adoption: outputs with no record ---------------------------------------------------------------
+TOP = """
+import collections
+
+class CountWords(flow.Task):
+    def requires(self):
+        return flow.Files("notes/*.txt")
+    def output(self):
+        return flow.LocalTarget("out/counts.txt")
+    def run(self):
+        counts = collections.Counter()
+        for target in self.input():
+            with target.open() as f:
+                counts.update(f.read().split())
+        with self.output().open("w") as out:
+            for word, n in sorted(counts.items()):
+                out.write(f"{word} {n}\\n")
+
+class TopWords(flow.Task):
+    k = flow.IntParameter(default=3)
+    def requires(self):
+        return CountWords()
+    def output(self):
+        return flow.LocalTarget(OUT)
+    def run(self):
+        with self.input().open() as f:
+            pairs = [line.split() for line in f]
+        pairs.sort(key=lambda p: (-int(p[1]), p[0]))
+        with self.output().open("w") as out:
+            out.write(" ".join(w for w, _ in pairs[: self.k]))
+
+default = TopWords
+"""
+
+
+def _top_project(project, out: str = '"out/top.txt"'):
+    project.flowfile(TOP.replace("OUT", out))
+    project.write("notes/a.txt", "the cat sat on the mat\n")
+    project.write("notes/b.txt", "the dog sat\n")
+
+
+def _forget(project) -> None:
+    """rm -rf .flow"""
+    shutil.rmtree(project.root / ".flow")
+
+
+def test_deleting_flow_never_passes_off_output_built_with_other_parameters(project):
+    """flow TopWords k=3; rm -rf .flow; flow TopWords k=5: out/top.txt (which names no k) is
+    rebuilt with k=5 (`no-record`), not adopted as k=5; CountWords, which has no parameters, is."""
+    _top_project(project)
+    assert project.ran("TopWords", "k=3") == ["CountWords()", "TopWords(k=3)"]
+    _forget(project)
+    plan = project.plan("TopWords", "k=5")
+    assert plan["TopWords(k=5)"]["would_run"]
+    reason = plan["TopWords(k=5)"]["reasons"][0]
+    assert reason["kind"] == "no-record" and "k" in reason["detail"], reason
+    assert plan["CountWords()"]["adopt"] and not plan["CountWords()"]["would_run"]
+    dry = project.run("-n", "TopWords", "k=5")
+    assert "adopt" in dry.stdout and "CountWords()" in dry.stdout
+    proc = project.run("TopWords", "k=5")
+    assert proc.returncode == 0, proc.stderr
+    assert "TopWords(k=5)" in proc.stdout and "no-record" in proc.stdout
+    assert "adopted" in proc.stderr and "CountWords()" in proc.stderr  # said, not silent
+    assert project.read("out/top.txt") == "the sat cat dog mat"
+    assert project.ran("TopWords", "k=5") == []
+    assert project.run("TopWords", "k=5").stderr == ""  # adopted once, recorded, quiet after
+
+
+@pytest.mark.parametrize(
+    "out,adopted",
+    [
+        ('f"out/top_{self.k}.txt"', True),
+        ('f"out/top{self.k}.txt"', True),
+        ('f"out/k={self.k}/top.txt"', True),
+        ('f"out/top_{self.k}0.txt"', False),  # names 30, not 3
+        ('"out/v3/top.txt"', True),  # coincidence: the rule cannot see that 3 is not k here
+        ('"out/top.txt"', False),
+    ],
+)
+def test_an_output_is_adopted_only_when_its_path_names_every_significant_parameter(
+    project, out, adopted
+):
+    """After rm -rf .flow, TopWords(k=3) is adopted when its output path spells k=3 as a token of
+    its own, and rebuilt (`no-record`) otherwise."""
+    _top_project(project, out)
+    assert project.ran() == ["CountWords()", "TopWords(k=3)"]
+    _forget(project)
+    entry = project.plan()["TopWords(k=3)"]
+    assert entry["adopt"] is adopted and entry["would_run"] is not adopted, entry
+    code, doc = project.run_json()
+    assert code == 0
+    ran = [t["task"] for t in doc["tasks"] if t["status"] == "ran"]
+    assert ran == ([] if adopted else ["TopWords(k=3)"])
+    result = {t["task"]: t for t in doc["tasks"]}
+    assert result["CountWords()"].get("adopted") is True
+    assert doc["summary"]["adopted"] == (2 if adopted else 1)
+
+
+def test_an_output_whose_inputs_name_the_parameter_but_it_does_not_is_not_adopted(project):
+    """The seed: SquaredNumbers(n) writes out/squares.txt from out/numbers_upto_{n}.txt. Both
+    inputs exist, squares.txt was made with n=20; after rm -rf .flow, n=10 rebuilds it."""
+    from conftest import SEED
+
+    project.flowfile(SEED)
+    assert project.run("SquaredNumbers", "n=10").returncode == 0
+    assert project.run("SquaredNumbers", "n=20").returncode == 0
+    _forget(project)
+    for name in ("out/numbers_upto_10.txt", "out/numbers_upto_20.txt"):
+        os.utime(project.root / name, ns=(1, 1))  # older than squares.txt: make would adopt
+    assert project.ran("SquaredNumbers", "n=10") == ["SquaredNumbers(n=10)"]
+    assert project.read("out/squares.txt").splitlines()[-1] == "10: 100"
+
+
+def test_no_output_is_adopted_after_the_manifest_was_found_unreadable(project):
+    """A corrupt manifest is set aside: what built the outputs is lost, so -n shows every task as
+    `no-record` (naming the manifest) and the run rebuilds them all, parameters or not."""
+    _top_project(project, 'f"out/top_{self.k}.txt"')
+    assert project.ran() == ["CountWords()", "TopWords(k=3)"]
+    (project.root / ".flow" / "manifest.sqlite").write_bytes(b"not a database\n" * 100)
+    plan = project.plan()
+    for tid in ("CountWords()", "TopWords(k=3)"):
+        assert plan[tid]["would_run"] and not plan[tid]["adopt"], plan[tid]
+    assert "manifest" in plan["CountWords()"]["reasons"][0]["detail"]
+    assert project.run("--check").returncode == 1
+    assert project.ran() == ["CountWords()", "TopWords(k=3)"]
+    assert project.ran() == []

@@ -129,9 +129,9 @@ def decide(task: Task, ctx: Context) -> Decision:
     records = {o.key: ctx.manifest.get(o.key) for o in keyed}
     unrecorded = [o for o in keyed if records[o.key] is None]
     if unrecorded:
-        newer = _newer_input(tid, unrecorded, ctx)
-        if newer:
-            add(Reason("no-record", newer))
+        why = _not_adoptable(tid, d, unrecorded, ctx)
+        if why:
+            add(Reason("no-record", why))
         else:
             d.adopt = True  # recorded below if nothing else makes the task stale
     changed: dict[str, list[str]] = {}
@@ -253,6 +253,48 @@ def _input_fingerprints(tid: str, ctx: Context) -> dict[str, str | None]:
             if key is not None:
                 fps[key] = _read(ctx.fingerprints, out, f"an input of {tid}")
     return fps
+
+
+def _not_adoptable(tid: str, d: Decision, unrecorded: list[Any], ctx: Context) -> str:
+    """Why outputs flow has no record of must be rebuilt, or "" to adopt them as up to date.
+
+    Adopt only when nothing is known to differ: make's rule (no input is newer), and two of
+    flow's own, for the cases where make's rule adopts the wrong content.
+    """
+    first = unrecorded[0].key
+    if ctx.manifest.recovered:
+        # flow built these, and the records that said from what are gone.
+        return f"{first}: the manifest was unreadable and set aside, so what built it is unknown"
+    newer = _newer_input(tid, unrecorded, ctx)
+    if newer:
+        return newer
+    for out in unrecorded:
+        # Top(k=3) and Top(k=5) both write out/top.txt: its mere existence says nothing of k.
+        unnamed = [n for n, v in d.params.items() if not _names(out.key, v)]
+        if unnamed:
+            which = ", ".join(unnamed)
+            return (
+                f"{out.key}: its path does not name {which}, so which {which} built it is unknown"
+            )
+    return ""
+
+
+def _names(path: str, value: str) -> bool:
+    """Does ``path`` spell ``value`` as a token of its own, not run on into more digits (for a
+    number) or letters (for a word)? ``out/leaf10.txt`` names 10, and neither 1 nor 0."""
+    start = path.find(value) if value else -1
+    while start != -1:
+        end = start + len(value)
+        if (start == 0 or not _same_kind(path[start - 1], value[0])) and (
+            end == len(path) or not _same_kind(path[end], value[-1])
+        ):
+            return True
+        start = path.find(value, start + 1)
+    return False
+
+
+def _same_kind(a: str, b: str) -> bool:
+    return (a.isdigit() and b.isdigit()) or (a.isalpha() and b.isalpha())
 
 
 def _newer_input(tid: str, unrecorded: list[Any], ctx: Context) -> str:

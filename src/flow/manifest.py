@@ -75,6 +75,7 @@ class Manifest:
         self.path = os.path.join(directory, DB_NAME)
         self.readonly = readonly
         self.warnings: list[str] = []
+        self.recovered = False  # found unreadable: its records are lost, so nothing is adopted
         # Output key -> (task id, path, stat before) of outputs a run died writing.
         self.unfinished: dict[str, tuple[str, str | None, Any]] = {}
         self._db: sqlite3.Connection | None = None
@@ -182,6 +183,7 @@ class Manifest:
             raise sqlite3.DatabaseError("database file is truncated")
 
     def _recover(self, exc: BaseException) -> None:
+        self.recovered = True
         self._records = self._stats = None  # whatever was preloaded came from the bad file
         if self._db is not None:
             with contextlib.suppress(Exception):
@@ -202,7 +204,7 @@ class Manifest:
                 os.replace(self.path + suffix, aside + suffix)
         self.warnings.append(
             f"the manifest {self.path} was unreadable ({exc}); moved it to {aside} and "
-            "started an empty one (outputs that exist are adopted, the rest rebuilt)"
+            "started an empty one (what built the outputs is lost: tasks run again)"
         )
         self._db = self._connect()
 
