@@ -264,7 +264,7 @@ def _not_adoptable(tid: str, d: Decision, unrecorded: list[Any], ctx: Context) -
     first = unrecorded[0].key
     if ctx.manifest.recovered:
         # flow built these, and the records that said from what are gone.
-        return f"{first}: the manifest was unreadable and set aside, so what built it is unknown"
+        return f"{first}: the manifest was unreadable, so what built it is unknown"
     newer = _newer_input(tid, unrecorded, ctx)
     if newer:
         return newer
