@@ -162,7 +162,7 @@ def _parent(place: str) -> str:
 def _dirs_up(directory: str, root: str) -> Iterator[str]:
     """``directory`` and those above it, stopping at the project: outputs that are the project
     or an ancestor of it are refused anyway."""
-    while directory and not (len(directory) <= len(root) and root.startswith(directory)):
+    while directory and directory != root and not root.startswith(directory + "/"):
         yield directory
         directory = _parent(directory)
 
