@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -484,7 +485,7 @@ def _would_run(project, *args: str) -> dict[str, str]:
     return {t: p["reasons"][0]["kind"] for t, p in project.plan(*args).items() if p["would_run"]}
 
 
-@pytest.mark.parametrize("warned_by", ["run", "dry-run"])
+@pytest.mark.parametrize("warned_by", ["run", "dry-run", "dry-run-json"])
 def test_touch_accepts_a_hand_edit_and_what_was_built_from_the_old_copy_rebuilds(
     project, warned_by
 ):
@@ -493,17 +494,22 @@ def test_touch_accepts_a_hand_edit_and_what_was_built_from_the_old_copy_rebuilds
     project.flowfile(THREE)
     assert project.ran() == ["Numbers()", "Squares()", "Total()"]
     project.write("out/squares.txt", "100\n")
-    warned = project.run("-n") if warned_by == "dry-run" else project.run()
+    warned = project.run("-n") if warned_by.startswith("dry-run") else project.run()
     assert "-t" in warned.stderr and "out/squares.txt" in warned.stderr
     if warned_by == "run":  # the run already rebuilt Total from the edit, as the docs say
         assert project.read("out/total.txt") == "100"
-    touched = project.run("-t")
+    touched = project.run(*(["--json"] if warned_by.endswith("json") else []), "-t")
     assert touched.returncode == 0, touched.stderr
     assert project.read("out/squares.txt") == "100\n"
     after = project.run("-n", "--json")
     assert "modified by hand" not in after.stderr
-    if warned_by == "dry-run":
-        assert "Total()" in touched.stdout  # -t says what it left to rebuild
+    if warned_by.startswith("dry-run"):
+        if warned_by.endswith("json"):
+            doc = json.loads(touched.stdout)
+            assert doc["left_to_rebuild"] == {"Total()": ["out/squares.txt"]}, doc
+            assert doc["touched"] == ["Numbers()", "Squares()"]
+        else:
+            assert "left Total()" in touched.stdout  # -t says what it left to rebuild
         assert _would_run(project) == {"Total()": "input-changed"}
         assert project.ran() == ["Total()"]
     assert project.read("out/total.txt") == "100"

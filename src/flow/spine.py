@@ -206,12 +206,14 @@ def _touch(plan: Plan, ctx: Context, reporter: Reporter) -> BuildResult:
                 ctx.fingerprints.forget(out.key)
         records += records_for(task, d, outs, ctx.fingerprints)
     ctx.manifest.save(records, ctx.fingerprints.updates)
-    touched = len({r.task_id for r in records})
+    touched = list(dict.fromkeys(r.task_id for r in records))
     for tid in missing:
         reporter.warning(f"cannot mark {tid} up to date: an output is missing; run it instead")
-    reporter.text(
-        f"flow: marked {touched} task{'s' if touched != 1 else ''} up to date without running"
-    )
+    if reporter.json_mode:  # stdout carries the JSON document alone
+        reporter.doc.update(touched=touched, left_to_rebuild=left, not_touched=missing)
+        return BuildResult(plan, exit_status=EXIT_FAILED if missing else EXIT_OK)
+    n = len(touched)
+    reporter.text(f"flow: marked {n} task{'s' if n != 1 else ''} up to date without running")
     for tid, keys in left.items():
         reporter.text(
             f"flow: left {tid} to rebuild: it was built before {', '.join(keys)} was edited by "
