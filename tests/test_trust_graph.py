@@ -20,7 +20,7 @@ from flow.target import LocalTarget
 
 
 def _refused(proc, *names: str) -> None:
-    """Exit 2, a short error naming every one of ``names``, no traceback, nothing ran."""
+    """Exit 2, a short error naming every one of ``names``, no traceback."""
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) <= 3, proc.stderr
