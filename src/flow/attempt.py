@@ -66,11 +66,15 @@ def finish(ctx: Context, attempt: Attempt, error: str | None, output: str = "") 
         # Whatever ran may have changed any file (a clean step deletes another task's output):
         # decisions from now on look again rather than trust what this run saw before.
         ctx.fingerprints.forget_all()
-        if error:
-            ctx.manifest.end(attempt.journal)
-            return TaskResult(tid, Status.FAILED, attempt.decision, duration, error, output)
-        record(ctx, attempt.task, attempt.decision, attempt.journal)
-        return TaskResult(tid, Status.RAN, attempt.decision, duration, output=output)
+        if not error:
+            try:
+                record(ctx, attempt.task, attempt.decision, attempt.journal)
+                return TaskResult(tid, Status.RAN, attempt.decision, duration, output=output)
+            except FlowError as exc:  # an output it wrote cannot be read back to record it
+                remove_written(attempt.outputs, attempt.before)
+                error = str(exc)
+        ctx.manifest.end(attempt.journal)
+        return TaskResult(tid, Status.FAILED, attempt.decision, duration, error, output)
     finally:
         ctx.manifest.locks.release(attempt.locks)
 

@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import EXIT_FAILED, FlowError, GraphError, TargetError
 from .fingerprint import PRIVATE_PREFIX, UNKNOWN_PRIVATE, CodeHasher, Fingerprinter, recorded_params
+from .flowfile import user_traceback
 from .graph import TaskGraph
 from .store.records import Manifest, Record
 from .target import LocalTarget
@@ -87,12 +89,12 @@ def decide(task: Task, ctx: Context) -> Decision:
     if is_external(task):
         d.kind = "external"
         if type(task).complete not in _BUILTIN_COMPLETE:
-            if not task.complete():
+            if not _complete(task):
                 d.missing_external = [f"{tid} (its complete() returned False)"]
         elif not outputs:
             d.missing_external = [f"{tid} (an external task with no outputs is never complete)"]
         else:
-            d.missing_external = [_name(o) for o in outputs if not ctx.fingerprints.exists(o)]
+            d.missing_external = [_name(o) for o in outputs if not output_exists(tid, o, ctx)]
         return d
     if isinstance(task, WrapperTask) and not outputs:
         d.kind = "wrapper"
@@ -102,7 +104,7 @@ def decide(task: Task, ctx: Context) -> Decision:
         add(Reason("forced", "-B/--force"))
     if type(task).complete not in _BUILTIN_COMPLETE:
         # A user's complete() is the authority on existence (Luigi's contract).
-        if not task.complete():
+        if not _complete(task):
             add(Reason("missing-output", "complete() returned False"))
         return d
     if not outputs:
@@ -112,12 +114,12 @@ def decide(task: Task, ctx: Context) -> Decision:
     d.params = recorded_params(task, ctx.manifest.secret_key)
     d.code = ctx.code(type(task))
     d.inputs = _input_fingerprints(tid, ctx)
-    missing = [_name(o) for o in outputs if not ctx.fingerprints.exists(o)]
+    missing = [_name(o) for o in outputs if not output_exists(tid, o, ctx)]
     if ctx.manifest.unfinished:  # a run died while writing these: never trust what is there
         missing += [
             f"{o.key} (left half-written by an interrupted run)"
             for o in outputs
-            if getattr(o, "key", None) in ctx.manifest.unfinished and ctx.fingerprints.exists(o)
+            if getattr(o, "key", None) in ctx.manifest.unfinished and output_exists(tid, o, ctx)
         ]
     if missing:
         add(Reason("missing-output", ", ".join(missing)))
@@ -127,9 +129,9 @@ def decide(task: Task, ctx: Context) -> Decision:
     records = {o.key: ctx.manifest.get(o.key) for o in keyed}
     unrecorded = [o for o in keyed if records[o.key] is None]
     if unrecorded:
-        newer = _newer_input(tid, unrecorded, ctx)
-        if newer:
-            add(Reason("no-record", newer))
+        why = _not_adoptable(tid, d, unrecorded, ctx)
+        if why:
+            add(Reason("no-record", why))
         else:
             d.adopt = True  # recorded below if nothing else makes the task stale
     changed: dict[str, list[str]] = {}
@@ -154,7 +156,7 @@ def records_for(
             d.params,
             d.code,
             d.inputs,
-            fingerprints.target(o),
+            _read(fingerprints, o, f"an output of {task.task_id}", after_run=True),
         )
         for o in outputs
         if getattr(o, "key", None) is not None
@@ -176,10 +178,56 @@ def _compare(
         diff = [k for k in keys if rec.inputs.get(k, "∅") != d.inputs.get(k, "∅")]
         changed.setdefault("input-changed", []).extend(diff)
     if rec.hash is not None:
-        current = ctx.fingerprints.target(out)
+        current = _read(ctx.fingerprints, out, f"an output of {d.task_id}")
         if current != rec.hash:
             changed.setdefault("output-modified", []).append(out.key)
             d.modified.append(out.key)
+
+
+class UnreadableError(FlowError):
+    """A file flow must hash cannot be read: exit 2 while planning, 1 once a task has run."""
+
+
+def _read(fingerprints: Fingerprinter, target: Any, role: str, after_run: bool = False) -> Any:
+    """A target's fingerprint; a file that cannot be read is one line naming it, not a traceback."""
+    try:
+        return fingerprints.target(target)
+    except OSError as exc:
+        path = exc.filename or _name(target)
+        error = UnreadableError(
+            f"cannot read {path} ({role}): {exc.strerror or exc}; make it a readable file or "
+            "directory"
+        )
+        if after_run:
+            error.exit_status = EXIT_FAILED
+        raise error from None
+
+
+def _complete(task: Task) -> bool:
+    """A user's ``complete()``: an exception in it is the Flowfile's bug, shown as such."""
+    try:
+        return bool(task.complete())
+    except FlowError:
+        raise
+    except Exception as exc:
+        raise GraphError(
+            f"{task.task_id}.complete() raised an error:\n{user_traceback(exc)}"
+        ) from None
+
+
+def output_exists(tid: str, target: Any, ctx: Context) -> bool:
+    """``exists()`` of an output; an exception in a user's target is shown as the user's bug."""
+    try:
+        return ctx.fingerprints.exists(target)
+    except TargetError as exc:  # the fingerprinter cannot know whose output it looked at
+        raise GraphError(f"{tid}: {exc}") from None
+    except FlowError:
+        raise
+    except Exception as exc:
+        raise GraphError(
+            f"{tid}: exists() of its output {_label(target)} raised an error:\n"
+            f"{user_traceback(exc)}"
+        ) from None
 
 
 def _sorted(d: Decision) -> Decision:
@@ -191,6 +239,13 @@ def _name(target: Any) -> str:
     return str(getattr(target, "key", None) or getattr(target, "path", None) or target)
 
 
+def _label(target: Any) -> str:
+    """A target as a message names it, without calling the user's __repr__ (it may fail too)."""
+    return str(
+        getattr(target, "key", None) or getattr(target, "path", None) or type(target).__name__
+    )
+
+
 def _input_fingerprints(tid: str, ctx: Context) -> dict[str, str | None]:
     """Fingerprints of every output of the task's direct requirements, by key."""
     fps: dict[str, str | None] = {}
@@ -198,8 +253,50 @@ def _input_fingerprints(tid: str, ctx: Context) -> dict[str, str | None]:
         for out in ctx.graph.outputs[up]:
             key = getattr(out, "key", None)
             if key is not None:
-                fps[key] = ctx.fingerprints.target(out)
+                fps[key] = _read(ctx.fingerprints, out, f"an input of {tid}")
     return fps
+
+
+def _not_adoptable(tid: str, d: Decision, unrecorded: list[Any], ctx: Context) -> str:
+    """Why outputs flow has no record of must be rebuilt, or "" to adopt them as up to date.
+
+    Adopt only when nothing is known to differ: make's rule (no input is newer), and two of
+    flow's own, for the cases where make's rule adopts the wrong content.
+    """
+    first = unrecorded[0].key
+    if ctx.manifest.recovered:
+        # flow built these, and the records that said from what are gone.
+        return f"{first}: the manifest was unreadable, so what built it is unknown"
+    newer = _newer_input(tid, unrecorded, ctx)
+    if newer:
+        return newer
+    for out in unrecorded:
+        # Top(k=3) and Top(k=5) both write out/top.txt: its mere existence says nothing of k.
+        unnamed = [n for n, v in d.params.items() if not _names(out.key, v)]
+        if unnamed:
+            which = ", ".join(unnamed)
+            return (
+                f"{out.key}: its path does not name {which}, so which {which} built it is unknown"
+            )
+    return ""
+
+
+def _names(path: str, value: str) -> bool:
+    """Does ``path`` spell ``value`` as a token of its own, not run on into more digits (for a
+    number) or letters (for a word)? ``out/leaf10.txt`` names 10, and neither 1 nor 0."""
+    start = path.find(value) if value else -1
+    while start != -1:
+        end = start + len(value)
+        if (start == 0 or not _same_kind(path[start - 1], value[0])) and (
+            end == len(path) or not _same_kind(path[end], value[-1])
+        ):
+            return True
+        start = path.find(value, start + 1)
+    return False
+
+
+def _same_kind(a: str, b: str) -> bool:
+    return (a.isdigit() and b.isdigit()) or (a.isalpha() and b.isalpha())
 
 
 def _newer_input(tid: str, unrecorded: list[Any], ctx: Context) -> str:

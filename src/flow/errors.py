@@ -31,6 +31,10 @@ class GraphError(FlowError):
     """The task graph is malformed: a cycle, two tasks declaring one output, a bad requires()."""
 
 
+class TargetError(FlowError):
+    """A user's target failed to answer ``exists()``, ``fingerprint()`` or ``info()``."""
+
+
 class ManifestError(FlowError):
     """The `.flow/` store cannot be used (written by a newer flow, not writable)."""
 

@@ -19,7 +19,7 @@ from .attempt import Attempt
 from .backends import Backend, Completion, Job
 from .backends.inprocess import InProcess
 from .decide import Context, Decision, decide
-from .errors import TaskFailure
+from .errors import FlowError, TaskFailure
 from .events import Events, Status, TaskResult
 from .graph import build_graph
 from .plan import Plan, make_plan
@@ -146,7 +146,10 @@ class Executor:
         """Settle a task or start it. None: it started, or its lock is busy."""
         task = self.plan.graph.tasks[tid]
         if any(self.results[u].status is Status.RAN for u in self.plan.graph.deps[tid]):
-            d = decide(task, self.ctx)  # an input may have changed since planning
+            try:
+                d = decide(task, self.ctx)  # an input may have changed since planning
+            except FlowError as exc:  # a user's exists() or complete() failed, or a read did
+                return self._failed_before_start(tid, str(exc))
         else:
             # Nothing upstream ran, so the plan's verdict stands (its forecast aside).
             d = self.plan.decisions[tid]
@@ -208,6 +211,11 @@ class Executor:
         self._start(task, d, locks or [])
         return None
 
+    def _failed_before_start(self, tid: str, error: str) -> TaskResult:
+        result = self._set(TaskResult(tid, Status.FAILED, self.plan.decisions[tid], error=error))
+        self._count_finished(result)
+        return result
+
     def _set(self, result: TaskResult) -> TaskResult:
         self.results[result.task_id] = result
         return result
@@ -234,11 +242,14 @@ class Executor:
         if c.error:
             attempt.remove_written(run.outputs, run.before)  # the worker did; make sure
         result = self._set(attempt.finish(self.ctx, run, c.error, c.output))
+        self._count_finished(result)
+        return result
+
+    def _count_finished(self, result: TaskResult) -> None:
         p = self.progress
         p.done += 1
         p.total = max(p.total, p.done)
         self.events.task_finished(result, p.done, p.total)
-        return result
 
     def _abort(self) -> None:
         """Stop what is running: workers killed, partial outputs removed, journal cleared."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import errno
 import os
 import re
 import stat as _stat
@@ -131,6 +132,8 @@ class Fingerprinter:
             digest = None
         elif _stat.S_ISDIR(st.st_mode):
             digest = self._tree(path)
+        elif not _stat.S_ISREG(st.st_mode):  # reading a FIFO would hang, a device never end
+            raise OSError(errno.EINVAL, "not a regular file or directory", path)
         else:
             cached = self._lookup(path)
             if cached is not None and cached.matches(st):
@@ -151,7 +154,7 @@ class Fingerprinter:
 
     def _tree(self, root: str) -> str:
         h = xxhash.xxh3_128()
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in os.walk(root, onerror=_raise):
             dirnames.sort()
             for name in sorted(filenames):
                 if name.endswith(TMP_SUFFIX):
@@ -202,6 +205,10 @@ def _hash_or_none(path: str) -> str | None:
         return None
 
 
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
 def _stat_or_none(path: str) -> os.stat_result | None:
     """``os.stat``, or None where ``os.path.exists`` would say False."""
     try:
@@ -224,14 +231,14 @@ def _user_info(target: Any) -> Info:
 
 
 def _call_user(target: Any, method: str) -> Any:
-    from .errors import FlowError
+    from .errors import TargetError
     from .flowfile import user_traceback
 
     try:
         return getattr(target, method)()
     except Exception as exc:
         name = getattr(target, "key", None) or repr(target)
-        raise FlowError(
+        raise TargetError(
             f"the target {name} ({type(target).__name__}): {method}() raised an error:\n"
             f"{user_traceback(exc)}"
         ) from None

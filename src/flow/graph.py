@@ -6,13 +6,18 @@ Everything here is iterative: a 10,000-deep chain of tasks must not touch the re
 from __future__ import annotations
 
 import graphlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import FlowError, GraphError
 from .flowfile import user_traceback
-from .store import FLOW_DIR, in_store
+from .store import FLOW_DIR
+from .target import LocalTarget
 from .task import Task, flatten
+
+# flow's own store beside the Flowfile (the manifest's directory; outputs must stay out of it).
 
 
 @dataclass
@@ -34,8 +39,8 @@ class TaskGraph:
         return down
 
 
-def build_graph(roots: list[Task], known: TaskGraph | None = None) -> TaskGraph:
-    """Expand the requirements of ``roots``; tasks already in ``known`` are not expanded again."""
+def build_graph(roots: list[Task]) -> TaskGraph:
+    """Expand the requirements of ``roots`` into a graph, checked and ordered."""
     graph = TaskGraph()
     graph.roots = list(dict.fromkeys(t.task_id for t in roots))
     stack = list(reversed(roots))
@@ -45,10 +50,6 @@ def build_graph(roots: list[Task], known: TaskGraph | None = None) -> TaskGraph:
         if tid in graph.tasks:
             continue
         graph.tasks[tid] = task
-        if known is not None and tid in known.tasks:
-            graph.deps[tid] = []
-            graph.outputs[tid] = known.outputs[tid]
-            continue
         reqs = _call(task, "requires")
         for req in reqs:
             if not isinstance(req, Task):
@@ -68,7 +69,7 @@ def build_graph(roots: list[Task], known: TaskGraph | None = None) -> TaskGraph:
                     "flow.LocalTarget (or another object with exists()), or a list or dict of them"
                 )
         graph.outputs[tid] = outs
-    _check_outputs_unique(graph)
+    _check_outputs(graph)
     graph.order = _order(graph)
     return graph
 
@@ -85,24 +86,96 @@ def _call(task: Task, method: str) -> list[Any]:
         ) from None
 
 
-def _check_outputs_unique(graph: TaskGraph) -> None:
-    owner: dict[str, str] = {}
+def _check_outputs(graph: TaskGraph) -> None:
+    """Refuse outputs that two tasks would both write: one path (however it is spelled, symlinks
+    included), one inside another's directory, or flow's own ``.flow/`` or an ancestor of it.
+
+    Linear in the outputs: each is looked up by its real place; the directories above are
+    looked up once per distinct parent directory.
+    """
+    root = os.path.realpath(os.getcwd())
+    store = os.path.join(root, FLOW_DIR)
+    real_dirs: dict[str, str] = {"": root}
+    owner: dict[str, tuple[str, str]] = {}  # real place -> (task id, key as declared)
+    nested: list[tuple[str, str, str, str]] = []  # (parent, place, task id, key) with a hierarchy
     for tid, outs in graph.outputs.items():
         for out in outs:
             key = getattr(out, "key", None)
             if key is None:
                 continue
-            if in_store(key):
+            if isinstance(out, LocalTarget) or key == FLOW_DIR or key.startswith(FLOW_DIR + "/"):
+                parent, place = _real_place(key, root, real_dirs)
+                if place.startswith(store) or store.startswith(place):  # cheap filter first
+                    _check_not_the_store(tid, key, place, store)
+            else:
+                place = key
+                parent = _parent(key) if "://" in key else ""
+            other = owner.setdefault(place, (tid, key))
+            if other[0] != tid:
+                alias = "" if other[1] == key else f" (as {other[1]} and {key}: one file)"
                 raise GraphError(
-                    f"{tid} declares the output {key}, inside {FLOW_DIR}/, flow's own store; "
-                    "write it somewhere else"
+                    f"two tasks declare the output {other[1]}: {other[0]} and {tid}{alias}; give "
+                    "each task its own output path (include the parameters that differ in it)"
                 )
-            other = owner.setdefault(key, tid)
-            if other != tid:
+            if parent:
+                nested.append((parent, place, tid, key))
+    above: dict[str, list[tuple[str, str]]] = {}  # directory -> outputs it is, or lies inside
+    for parent, _place, tid, key in nested:
+        owners = above.get(parent)
+        if owners is None:
+            owners = above[parent] = [owner[d] for d in _dirs_up(parent, root) if d in owner]
+        for other_tid, other_key in owners:
+            # A task may declare a directory and files inside it: it writes both itself.
+            if other_tid != tid:
                 raise GraphError(
-                    f"two tasks declare the output {key}: {other} and {tid}; give each task its own "
-                    "output path (include the parameters that differ in it)"
+                    f"{tid} declares the output {key}, inside {other_key}, the output of "
+                    f"{other_tid}: both would write it, and rebuilding {other_tid} would remove "
+                    f"it; write it outside {other_key}, or let {other_tid} produce it"
                 )
+
+
+def _real_place(key: str, root: str, real_dirs: dict[str, str]) -> tuple[str, str]:
+    """Where a local output really lives, as (real parent directory, real place): the parent
+    resolved through symlinks once per directory. ``key`` is canonical (normalized, relative
+    when inside the project)."""
+    head, _, name = key.rpartition("/")
+    if name in ("", ".", ".."):
+        head, name = os.path.split(os.path.normpath(os.path.join(root, key)))
+    real = real_dirs.get(head)
+    if real is None:
+        real = real_dirs[head] = os.path.realpath(os.path.join(root, head))
+    if not name:  # the file system's root
+        return "", real
+    return real, f"{real.rstrip('/')}/{name}"
+
+
+def _parent(place: str) -> str:
+    """``/p/a/b`` -> ``/p/a``, ``s3://bucket/a`` -> ``s3://bucket``; "" at the top."""
+    cut = place.rfind("/")
+    return "" if cut <= 0 or place[cut - 1] == "/" else place[:cut]
+
+
+def _dirs_up(directory: str, root: str) -> Iterator[str]:
+    """``directory`` and those above it, stopping at the project: outputs that are the project
+    or an ancestor of it are refused anyway."""
+    while directory and directory != root and not root.startswith(directory + "/"):
+        yield directory
+        directory = _parent(directory)
+
+
+def _check_not_the_store(tid: str, key: str, place: str, store: str) -> None:
+    if place == store or place.startswith(store + "/"):
+        raise GraphError(
+            f"{tid} declares the output {key}, inside {FLOW_DIR}/, flow's own store; "
+            "write it somewhere else"
+        )
+    if store.startswith(place.rstrip("/") + "/"):
+        what = "the project directory" if place == os.path.dirname(store) else "a directory"
+        raise GraphError(
+            f"{tid} declares the output {key}, {what} that holds {FLOW_DIR}/, flow's own store "
+            "(rebuilding it would remove flow's records, -B would back the project up into "
+            "itself); declare a file or a subdirectory instead"
+        )
 
 
 def _order(graph: TaskGraph) -> list[str]:

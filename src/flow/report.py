@@ -143,9 +143,18 @@ class Reporter:
         }
         counts = _count(results)
         self.missing(missing)
+        adopted = [
+            t for t, r in results.items() if r.status == "up-to-date" and _adopted(r.decision)
+        ]
+        if adopted:
+            self.warning(
+                f"adopted the existing outputs of {_some(adopted)} without running "
+                f"{'it' if len(adopted) == 1 else 'them'}: no record in .flow/, and nothing says "
+                "they are stale (run with -B to rebuild instead)"
+            )
         if self.json_mode:
             self.doc["tasks"] = [_result_json(r) for r in results.values()]
-            self.doc["summary"] = counts | {"seconds": round(elapsed, 4)}
+            self.doc["summary"] = counts | {"adopted": len(adopted), "seconds": round(elapsed, 4)}
             return
         if not (
             counts["ran"] or counts["failed"] or counts["skipped"] or counts["missing_external"]
@@ -215,6 +224,14 @@ class Reporter:
                 self._line(f"  {tid:<{width}}  {first}")
                 for r in rest:
                     self._line(f"  {'':<{width}}  {r}")
+        adopt = [t for t in plan.graph.order if _adopted(plan.decisions[t])]
+        if adopt and not explain:  # --explain says "adopted" among the up-to-date tasks
+            self._line(
+                f"flow: would adopt the existing outputs of {_plural(len(adopt), 'task')} as up to "
+                "date (no record, nothing says they are stale; -B rebuilds them):"
+            )
+            for tid in adopt:
+                self._line(f"  {tid}")
         if explain:
             run = set(plan.to_run)
             up = [t for t in plan.graph.order if t not in run]
@@ -250,6 +267,16 @@ def _why_up_to_date(plan: Plan, tid: str) -> str:
     return _UP_TO_DATE_WHY["task"]
 
 
+def _adopted(d: Any) -> bool:
+    """Outputs adopted without a run (recorded as they are); a hand edit is never adopted."""
+    return d is not None and d.kind == "task" and d.adopt and not d.stale and not d.modified
+
+
+def _some(tids: list[str]) -> str:
+    shown = ", ".join(tids[:3]) + (f" and {len(tids) - 3} more" if len(tids) > 3 else "")
+    return f"{len(tids)} tasks ({shown})" if len(tids) > 1 else shown
+
+
 def _count(results: dict[str, TaskResult]) -> dict[str, int]:
     counts = {
         "total": 0,
@@ -282,6 +309,7 @@ def _decision_json(plan: Plan, tid: str, would_run: bool) -> dict[str, Any]:
         "params": task.to_str_params(),
         "kind": d.kind,
         "would_run": would_run,
+        "adopt": _adopted(d),
         "reasons": _reasons_json(d),
         "deps": plan.graph.deps[tid],
     }
@@ -293,6 +321,7 @@ def _result_json(r: TaskResult) -> dict[str, Any]:
         "status": r.status,
         "reasons": _reasons_json(r.decision),
         "seconds": round(r.duration, 4),
+        **({"adopted": True} if r.status == "up-to-date" and _adopted(r.decision) else {}),
         **({"error": r.error} if r.error else {}),
     }
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from .attempt import clean_interrupted
 from .backends import Backend, make_backend
-from .decide import Context, records_for
+from .decide import Context, output_exists, records_for
 from .errors import EXIT_FAILED, EXIT_OK
 from .events import Fanout, Status, TaskResult
 from .executor import Executor
@@ -111,9 +111,15 @@ def build(
     manifest = Manifest(store_dir(), readonly=readonly)
     try:
         ctx = _context(graph, manifest, force, events)
-        warned = len(manifest.warnings)
+        warned, recovered = len(manifest.warnings), manifest.recovered
         with _gc_paused():
             plan = make_plan(graph, ctx)
+        if manifest.recovered and not recovered:
+            # A damaged row found while deciding: the verdicts before it came from records that
+            # are now moved aside. Decide again from the empty store.
+            ctx.fingerprints.forget_all()
+            with _gc_paused():
+                plan = make_plan(graph, ctx)
         for message in manifest.warnings[warned:]:  # a damaged row found while deciding
             events.warning(message)
         if readonly:
@@ -203,26 +209,56 @@ def _not_started(plan: Plan) -> dict[str, TaskResult]:
 
 
 def _touch(plan: Plan, ctx: Context, reporter: Reporter) -> BuildResult:
-    """make's -t: record every task whose outputs exist as built from the current inputs."""
+    """make's -t: record every task whose outputs exist as built from the current inputs.
+
+    One exception keeps -t's advice for a hand edit true: the edit is accepted as the output's
+    content, and a task downstream that was built from the old content is left to rebuild from
+    the edit (``input-changed`` on the next run), as it would have without -t.
+    """
     records, missing = [], []
+    edited: set[str] = set()  # outputs edited by hand, accepted here
+    left: dict[str, list[str]] = {}  # task -> the edited inputs it was not built from
     for tid in plan.graph.order:
         d = plan.decisions[tid]
         task = plan.graph.tasks[tid]
         if d.kind != "task" or not plan.graph.outputs[tid]:
             continue
         outs = plan.graph.outputs[tid]
-        if not all(o.exists() for o in outs):
+        if not all(output_exists(tid, o, ctx) for o in outs):
             missing.append(tid)
             continue
+        stale = _built_from_before(d, outs, edited, ctx)
+        if stale:
+            left[tid] = stale
+            continue
+        edited.update(d.modified)
         for out in outs:
             if getattr(out, "key", None) is not None:
                 ctx.fingerprints.forget(out.key)
         records += records_for(task, d, outs, ctx.fingerprints)
     ctx.manifest.save(records, ctx.fingerprints.updates)
-    touched = len({r.task_id for r in records})
+    touched = list(dict.fromkeys(r.task_id for r in records))
     for tid in missing:
         reporter.warning(f"cannot mark {tid} up to date: an output is missing; run it instead")
-    reporter.text(
-        f"flow: marked {touched} task{'s' if touched != 1 else ''} up to date without running"
-    )
+    if reporter.json_mode:  # stdout carries the JSON document alone
+        reporter.doc.update(touched=touched, left_to_rebuild=left, not_touched=missing)
+        return BuildResult(plan, exit_status=EXIT_FAILED if missing else EXIT_OK)
+    n = len(touched)
+    reporter.text(f"flow: marked {n} task{'s' if n != 1 else ''} up to date without running")
+    for tid, keys in left.items():
+        reporter.text(
+            f"flow: left {tid} to rebuild: it was built before {', '.join(keys)} was edited by "
+            "hand; the next run rebuilds it from the edited copy"
+        )
     return BuildResult(plan, exit_status=EXIT_FAILED if missing else EXIT_OK)
+
+
+def _built_from_before(d: Any, outs: list[Any], edited: set[str], ctx: Context) -> list[str]:
+    """The hand-edited inputs of a task whose records say it was built from their old content."""
+    keys = [k for k in d.inputs if k in edited]
+    if not keys:
+        return []
+    records = [ctx.manifest.get(o.key) for o in outs if getattr(o, "key", None) is not None]
+    return [
+        k for k in keys if any(r is not None and r.inputs.get(k) != d.inputs[k] for r in records)
+    ]

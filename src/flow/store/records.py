@@ -50,7 +50,8 @@ class Manifest:
         self.path = os.path.join(directory, DB_NAME)
         self.readonly = readonly
         self.warnings: list[str] = []
-        # Output key -> (task id, path, stat before) of outputs a run died writing.
+        self.recovered = False  # found unreadable: its records are lost, so nothing is adopted
+        # Output key -> (task id, path, snapshot before) of outputs a run died writing.
         self.unfinished: journal.Unfinished = {}
         self._db: sqlite3.Connection | None = None
         # Preloaded rows (``preload``); None: read row by row. Keys in ``_fresh`` bypass them.
@@ -95,6 +96,7 @@ class Manifest:
                 time.sleep(0.05)
 
     def _recover(self, exc: BaseException) -> None:
+        self.recovered = True
         self._records = self._stats = None  # whatever was preloaded came from the bad file
         if self._db is not None:
             with contextlib.suppress(Exception):
@@ -114,7 +116,7 @@ class Manifest:
             ) from None
         self.warnings.append(
             f"the manifest {self.path} was unreadable ({exc}); moved it to {aside} and "
-            "started an empty one (outputs that exist are adopted, the rest rebuilt)"
+            "started an empty one (what built the outputs is lost: tasks run again)"
         )
         self._db = connect(self.path, readonly=False)
 
