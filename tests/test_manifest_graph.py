@@ -16,7 +16,8 @@ import pytest
 
 import flow
 from flow.errors import GraphError, ManifestError
-from flow.fingerprint import CodeHasher, Fingerprinter, StatRecord, hash_file
+from flow.codehash import CodeHasher
+from flow.fingerprint import Fingerprinter, StatRecord, hash_file
 from flow.graph import build_graph
 from flow.store.records import Manifest, Record
 

@@ -11,9 +11,10 @@ import pytest
 
 import flow
 from flow.backends import Completion, Job
+from flow.codehash import CodeHasher
 from flow.decide import Context, decide
 from flow.events import Fanout, Status
-from flow.fingerprint import CodeHasher, Fingerprinter
+from flow.fingerprint import Fingerprinter
 from flow.graph import build_graph
 from flow.plan import make_plan
 from flow.store.records import Manifest

@@ -180,7 +180,7 @@ def _report_errors(
 def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> int:
     from .args import parse_tokens
     from .flowfile import find_flowfile, from_module, load_flowfile, load_module
-    from .report import render_graph, render_list
+    from .render import render_graph, render_list
     from .spine import build
 
     if opts.get("completion"):

@@ -106,7 +106,7 @@ def build_index(flowfile: str) -> dict[str, Any] | None:
 
 
 def _describe(cls: Any) -> dict[str, Any]:
-    from .report import describe_task
+    from .render import describe_task
 
     entry = describe_task(cls)
     params = [

@@ -6,8 +6,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .codehash import CodeHasher
 from .errors import EXIT_FAILED, FlowError, GraphError, TargetError
-from .fingerprint import PRIVATE_PREFIX, UNKNOWN_PRIVATE, CodeHasher, Fingerprinter, recorded_params
+from .fingerprint import PRIVATE_PREFIX, UNKNOWN_PRIVATE, Fingerprinter, recorded_params
 from .flowfile import user_traceback
 from .graph import TaskGraph
 from .store.records import Manifest, Record
@@ -87,15 +88,7 @@ def decide(task: Task, ctx: Context) -> Decision:
     d = Decision(tid)
     outputs = ctx.graph.outputs[tid]
     if is_external(task):
-        d.kind = "external"
-        if type(task).complete not in _BUILTIN_COMPLETE:
-            if not _complete(task):
-                d.missing_external = [f"{tid} (its complete() returned False)"]
-        elif not outputs:
-            d.missing_external = [f"{tid} (an external task with no outputs is never complete)"]
-        else:
-            d.missing_external = [_name(o) for o in outputs if not output_exists(tid, o, ctx)]
-        return d
+        return _decide_external(task, d, outputs, ctx)
     if isinstance(task, WrapperTask) and not outputs:
         d.kind = "wrapper"
         return d
@@ -142,6 +135,20 @@ def decide(task: Task, ctx: Context) -> Decision:
     for kind, details in changed.items():
         add(Reason(kind, "; ".join(dict.fromkeys(details))))
     return _sorted(d)
+
+
+def _decide_external(task: Task, d: Decision, outputs: list[Any], ctx: Context) -> Decision:
+    """External data is never run: it is present, or a missing input named in the plan."""
+    tid = task.task_id
+    d.kind = "external"
+    if type(task).complete not in _BUILTIN_COMPLETE:
+        if not _complete(task):
+            d.missing_external = [f"{tid} (its complete() returned False)"]
+    elif not outputs:
+        d.missing_external = [f"{tid} (an external task with no outputs is never complete)"]
+    else:
+        d.missing_external = [_name(o) for o in outputs if not output_exists(tid, o, ctx)]
+    return d
 
 
 def records_for(

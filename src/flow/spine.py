@@ -12,11 +12,12 @@ from typing import Any
 
 from .attempt import clean_interrupted
 from .backends import Backend, make_backend
+from .codehash import CodeHasher
 from .decide import Context, output_exists, records_for
 from .errors import EXIT_FAILED, EXIT_OK
 from .events import Fanout, Status, TaskResult
 from .executor import Executor
-from .fingerprint import CodeHasher, Fingerprinter
+from .fingerprint import Fingerprinter
 from .graph import TaskGraph, build_graph
 from .plan import Plan, make_plan
 from .report import Reporter
@@ -111,17 +112,7 @@ def build(
     manifest = Manifest(store_dir(), readonly=readonly)
     try:
         ctx = _context(graph, manifest, force, events)
-        warned, recovered = len(manifest.warnings), manifest.recovered
-        with _gc_paused():
-            plan = make_plan(graph, ctx)
-        if manifest.recovered and not recovered:
-            # A damaged row found while deciding: the verdicts before it came from records that
-            # are now moved aside. Decide again from the empty store.
-            ctx.fingerprints.forget_all()
-            with _gc_paused():
-                plan = make_plan(graph, ctx)
-        for message in manifest.warnings[warned:]:  # a damaged row found while deciding
-            events.warning(message)
+        plan = _plan(graph, ctx, events)
         if readonly:
             events.planned(plan, explain)
             status = EXIT_FAILED if plan.missing or (check and plan.to_run) else EXIT_OK
@@ -137,6 +128,23 @@ def build(
         return BuildResult(plan, results, EXIT_FAILED if bad or plan.missing else EXIT_OK)
     finally:
         manifest.close()
+
+
+def _plan(graph: TaskGraph, ctx: Context, events: Fanout) -> Plan:
+    """Decide every task; decide again if a damaged row turned up while deciding."""
+    manifest = ctx.manifest
+    warned, recovered = len(manifest.warnings), manifest.recovered
+    with _gc_paused():
+        plan = make_plan(graph, ctx)
+    if manifest.recovered and not recovered:
+        # The verdicts before the damaged row came from records now moved aside: decide again
+        # from the empty store.
+        ctx.fingerprints.forget_all()
+        with _gc_paused():
+            plan = make_plan(graph, ctx)
+    for message in manifest.warnings[warned:]:
+        events.warning(message)
+    return plan
 
 
 def _context(graph: TaskGraph, manifest: Manifest, force: bool, events: Fanout) -> Context:
