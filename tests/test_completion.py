@@ -258,7 +258,7 @@ class Slow(Base):
 """
 
 
-def test_second_completion_does_not_import_a_slow_flowfile(project):
+def test_second_completion_answers_from_the_index_without_importing_the_flowfile(project):
     """The second completion answers from the index: the Flowfile is imported once in all.
     (How fast that round trip is, is measured by benchmarks/run.py's start-up table.)"""
     project.write("helper.py", "import flow\nclass Base(flow.Task):\n    pass\n")

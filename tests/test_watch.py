@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -65,13 +65,13 @@ class Watcher(Live):
 
 
 @pytest.fixture
-def watcher(project: Project) -> Iterator[Callable[..., Watcher]]:
+def watcher(project: Project) -> Callable[..., Watcher]:
     def start(*args: str, env: dict[str, str] | None = None) -> Watcher:
         w = Watcher(project, *args, env=env)
         project.started.append(w)  # the project fixture kills it at the end
         return w
 
-    yield start
+    return start
 
 
 def _file_is(path: Path, text: str) -> Callable[[], bool]:
