@@ -7,6 +7,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,11 +45,94 @@ class SquaredNumbers(flow.Task):
 '''
 
 
+# How long a test waits for an event (a file, a line of output) before it fails. Generous: CI is
+# a 2-core machine that may be loaded, and a wait that is met returns at once anyway.
+DEADLINE = 60.0
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    what: str,
+    timeout: float = DEADLINE,
+    proc: subprocess.Popen[str] | None = None,
+    output: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll ``ready`` until it holds; fail naming ``what`` after ``timeout``, or at once when
+    ``proc`` has exited first."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"flow exited ({proc.returncode}) before {what}:\n{output()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}:\n{output()}")
+        time.sleep(0.02)
+
+
+class Live:
+    """`flow ARGS` running in the background; reader threads collect its output lines as they
+    come, so a test can wait for a line instead of sleeping."""
+
+    def __init__(self, root: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.lines: list[str] = []  # stdout and stderr, in the order they were read
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._lock = threading.Lock()
+        self.proc = subprocess.Popen(
+            [*FLOW, *args],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream, into), daemon=True)
+            for stream, into in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: object, into: list[str]) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            with self._lock:
+                into.append(line.rstrip("\n"))
+                self.lines.append(line.rstrip("\n"))
+
+    @property
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def count(self, fragment: str) -> int:
+        with self._lock:
+            return sum(fragment in line for line in self.lines)
+
+    def wait_for(self, ready: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+        wait_until(ready, what, timeout, self.proc, lambda: self.text)
+
+    def wait_for_line(self, fragment: str, timeout: float = DEADLINE) -> None:
+        self.wait_for(lambda: self.count(fragment) > 0, repr(fragment), timeout)
+
+    def finish(self, timeout: float = DEADLINE) -> tuple[int, str, str]:
+        """Wait for flow to exit and its output to be read; (exit status, stdout, stderr)."""
+        code = self.proc.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=timeout)
+        with self._lock:
+            return code, "\n".join(self.out), "\n".join(self.err)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=DEADLINE)
+
+
 class Project:
     """A temporary project: write its Flowfile and files, run `flow` in it as a user would."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.started: list[Live] = []
 
     def write(self, name: str, text: str) -> Path:
         path = self.root / name
@@ -77,6 +163,12 @@ class Project:
             env=full_env,
         )
 
+    def start(self, *args: str, env: dict[str, str] | None = None) -> Live:
+        """Start `flow ARGS` in the background (killed at the end of the test if still running)."""
+        live = Live(self.root, *args, env=env)
+        self.started.append(live)
+        return live
+
     def run_json(self, *args: str) -> tuple[int, dict]:
         proc = self.run("--json", *args)
         try:
@@ -100,5 +192,10 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
-    return Project(tmp_path)
+def project(tmp_path: Path) -> Iterator[Project]:
+    p = Project(tmp_path)
+    try:
+        yield p
+    finally:
+        for live in p.started:
+            live.stop()

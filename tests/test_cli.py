@@ -9,12 +9,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import FLOW, SEED
+from conftest import DEADLINE, FLOW, SEED, wait_until
 
 # Frames of flow's own package must never reach the user.
 FLOW_FRAMES = re.compile(r"(site-packages/flow/|src/flow/)")
@@ -510,12 +509,17 @@ ATOMIC = """with self.output().open("w") as f:
             f.write("partial" * 1000)
             f.flush()
             Path("started.marker").write_text("x")
-            time.sleep(30)"""
+            time.sleep(600)  # until the signal"""
 DIRECT = """with open("out/result.txt", "w") as f:
             f.write("partial" * 1000)
             f.flush()
             Path("started.marker").write_text("x")
-            time.sleep(30)"""
+            time.sleep(600)  # until the signal"""
+
+
+def _ended(proc: subprocess.Popen[str]) -> str:
+    """The output of a process that has exited (nothing while it runs: reading would block)."""
+    return str(proc.communicate()) if proc.poll() is not None else ""
 
 
 @pytest.mark.parametrize("mode", [ATOMIC, DIRECT], ids=["atomic", "direct"])
@@ -536,13 +540,10 @@ def test_signal_during_a_task_exits_128_plus_signal_leaving_no_partial_output(
         env={**os.environ, "NO_COLOR": "1"},
     )
     try:
-        deadline = time.monotonic() + 20
-        while not (project.root / "started.marker").exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the task never started"
-            time.sleep(0.02)
+        started = project.root / "started.marker"
+        wait_until(started.exists, "the task to start", proc=proc, output=lambda: _ended(proc))
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=DEADLINE)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -7,12 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import FLOW
+from conftest import FLOW, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the environment whose `flow` script runs this checkout
@@ -218,21 +217,26 @@ def test_tab_in_an_interactive_bash_completes_tasks_and_values(project, tmp_path
     )
     try:
 
+        def last_line() -> str:
+            screen = subprocess.run([*tmux, "capture-pane", "-p"], capture_output=True, text=True)
+            lines = screen.stdout.rstrip().splitlines()
+            return lines[-1] if lines else ""
+
         def line_after_tab(typed: str) -> str:
             """Type, press Tab, type a `#` (readline applies it after the completion)."""
             subprocess.run([*tmux, "send-keys", "C-u", typed, "Tab", "#"], check=True)
-            deadline = time.monotonic() + 20
-            last = ""
-            while time.monotonic() < deadline:
-                time.sleep(0.2)
-                screen = subprocess.run(
-                    [*tmux, "capture-pane", "-p"], capture_output=True, text=True
-                ).stdout
-                last = screen.rstrip().splitlines()[-1]
-                if last.endswith("#"):
-                    break
-            return last.removesuffix("#")
 
+            def done() -> bool:
+                """The line this typing made: it starts with what was typed (the previous line,
+                not yet cleared on a slow machine, does not) and ends with the `#`."""
+                line = last_line()
+                return line.startswith(f"$ {typed}") and line.endswith("#")
+
+            wait_until(done, f"the completion of {typed!r}", output=last_line)
+            return last_line().removesuffix("#")
+
+        # Type only once bash shows its prompt: before that, the terminal itself would eat C-u.
+        wait_until(lambda: last_line() == "$", "the bash prompt", output=last_line)
         assert line_after_tab("flow Dep") == "$ flow Deploy "
         assert line_after_tab("flow Deploy target=pr") == "$ flow Deploy target=production "
         assert line_after_tab("flow Build deb") == "$ flow Build debug="
@@ -241,11 +245,10 @@ def test_tab_in_an_interactive_bash_completes_tasks_and_values(project, tmp_path
 
 
 # -- the index in .flow/ --------------------------------------------------------------------------
-SLOW = """
-import time
+# A Flowfile that logs each import of itself, and imports a project module.
+LOGGED = """
 with open("imports.log", "a") as f:
     f.write("imported\\n")
-time.sleep(1)
 from helper import Base
 
 class Slow(Base):
@@ -255,20 +258,19 @@ class Slow(Base):
 """
 
 
-def test_second_completion_does_not_import_a_slow_flowfile(project):
-    """A Flowfile that takes a second to import completes instantly the second time."""
+def test_second_completion_answers_from_the_index_without_importing_the_flowfile(project):
+    """The second completion answers from the index: the Flowfile is imported once in all.
+    (How fast that round trip is, is measured by benchmarks/run.py's start-up table.)"""
     project.write("helper.py", "import flow\nclass Base(flow.Task):\n    pass\n")
-    project.flowfile(SLOW)
+    project.flowfile(LOGGED)
     assert complete(project, "flow Sl") == ["Slow"]
-    start = time.perf_counter()
     assert complete(project, "flow Slow level=h", "zsh") == ["level=high"]
-    assert time.perf_counter() - start < 1.0
     assert project.read("imports.log").count("imported") == 1
 
 
 def test_editing_the_flowfile_or_an_imported_module_rebuilds_the_index(project):
     project.write("helper.py", "import flow\nclass Base(flow.Task):\n    pass\n")
-    project.flowfile(SLOW.replace("time.sleep(1)", ""))
+    project.flowfile(LOGGED)
     assert complete(project, "flow ") == ["Base", "Slow", "level="]
     project.write(
         "helper.py",
@@ -276,7 +278,7 @@ def test_editing_the_flowfile_or_an_imported_module_rebuilds_the_index(project):
     )
     assert "Extra" in complete(project, "flow ")
     assert project.read("imports.log").count("imported") == 2
-    project.flowfile(SLOW.replace("time.sleep(1)", "").replace("Slow", "Quick"))
+    project.flowfile(LOGGED.replace("Slow", "Quick"))
     assert "Quick" in complete(project, "flow ")
     assert project.read("imports.log").count("imported") == 3
 

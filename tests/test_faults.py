@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FLOW
+from conftest import DEADLINE, FLOW
 from flow.store.records import Manifest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ def _start(project, *args):
     )
 
 
-def _wait_for(path: Path, proc, timeout=30):
+def _wait_for(path: Path, proc, timeout=DEADLINE):
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None:
@@ -89,7 +89,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _gone(pid: int, timeout=10) -> bool:
+def _gone(pid: int, timeout=DEADLINE) -> bool:
     deadline = time.monotonic() + timeout
     while _alive(pid):
         if time.monotonic() > deadline:
@@ -104,7 +104,7 @@ def _interrupt(project, sig, jobs):
     try:
         _wait_for(project.root / "started.marker", proc)
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=DEADLINE)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -146,7 +146,7 @@ def test_interrupt_of_a_worker_stops_the_commands_it_started(project):
     try:
         _wait_for(project.root / "started.marker", proc)
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+        proc.communicate(timeout=DEADLINE)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -176,7 +176,7 @@ def test_after_sigkill_the_next_run_sees_no_half_written_output_and_reruns_the_t
     assert _gone(int(project.read("slow.pid")))  # a worker dies with its flow process
     (project.root / "hang.flag").unlink()
     assert project.plan("After")["Slow()"]["would_run"]
-    rerun = project.run("-j", str(jobs), "After", timeout=30)
+    rerun = project.run("-j", str(jobs), "After")
     assert rerun.returncode == 0, rerun.stderr
     if write == DIRECT:
         assert "removed out/slow.txt" in rerun.stderr
@@ -237,16 +237,25 @@ def test_two_flow_processes_on_overlapping_graphs_run_each_task_exactly_once(pro
     assert would == {"Sum(lo=0, hi=8)"}  # every Leaf is recorded as up to date
 
 
+# Instead of LOGGED's short sleep: hold the task until the test creates the file "release".
+HELD = """deadline = time.monotonic() + 60
+        while not os.path.exists("release"):
+            assert time.monotonic() < deadline, "never released"
+            time.sleep(0.01)"""
+
+
 def test_a_second_flow_waits_for_the_running_task_then_finds_it_up_to_date(project):
     """flow B asks for the task flow A is running: B says it waits, then does not rerun it."""
-    project.flowfile(LOGGED.replace("time.sleep(0.3)", "time.sleep(2)"))
-    a = _start(project, "Leaf", "i=1")
-    _wait_for(project.root / "log.txt", a)
-    b = _start(project, "Leaf", "i=1")
-    out_b, err_b = b.communicate(timeout=60)
-    a.communicate(timeout=60)
-    assert (a.returncode, b.returncode) == (0, 0), err_b
-    assert "waiting for another flow process to finish Leaf(i=1)" in err_b
+    project.flowfile(LOGGED.replace("time.sleep(0.3)", HELD))
+    a = project.start("Leaf", "i=1")
+    a.wait_for(lambda: (project.root / "log.txt").exists(), "flow A to start Leaf(i=1)")
+    b = project.start("Leaf", "i=1")
+    # A holds the task until B has said it waits, however long B takes to get there.
+    b.wait_for_line("waiting for another flow process to finish Leaf(i=1)")
+    (project.root / "release").write_text("x")
+    code_b, out_b, err_b = b.finish()
+    code_a, _, err_a = a.finish()
+    assert (code_a, code_b) == (0, 0), (err_a, err_b)
     assert "everything is up to date" in out_b
     assert project.read("log.txt").splitlines() == ["Leaf(i=1)"]
 

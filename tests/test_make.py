@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -254,16 +253,15 @@ class Link(flow.Task):
 """
 
 
-def test_per_file_tasks_from_a_comprehension_stay_fast(project):
-    """500 Compile tasks (one per file): the no-op is quick and an edit reruns one plus Link."""
+def test_per_file_tasks_from_a_comprehension_rerun_only_the_edited_file_and_the_link(project):
+    """500 Compile tasks (one per file): a no-op, then an edit reruns one plus Link. (How quick
+    that no-op is, is benchmarks/run.py's W3 no-op row.)"""
     project.flowfile(PER_FILE)
     for i in range(500):
         project.write(f"src/f{i}.c", f"int f{i};\n")
     code, doc = project.run_json("Link")
     assert code == 0 and doc["summary"]["ran"] == 501
-    start = time.perf_counter()
     assert project.ran("Link") == []
-    assert time.perf_counter() - start < 5  # measured ~0.5 s on the 2-core CI class machine
     project.write("src/f7.c", "int f7 = 7;\n")
     assert project.ran("Link") == ["Compile(src=src/f7.c)", "Link()"]
 

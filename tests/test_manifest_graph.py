@@ -99,13 +99,11 @@ DEPTH = 10_000
 
 def test_ten_thousand_deep_chain_expands_and_orders_without_recursion_error():
     assert sys.getrecursionlimit() == 1000
-    start = time.perf_counter()
     graph = build_graph([Step(DEPTH)])
     assert len(graph.tasks) == DEPTH + 1
     assert graph.order[0] == "Step(k=0)"
     assert graph.order[-1] == f"Step(k={DEPTH})"
     assert graph.order == [f"Step(k={k})" for k in range(DEPTH + 1)]
-    assert time.perf_counter() - start < 10
     assert sys.getrecursionlimit() == 1000
 
 
@@ -113,12 +111,9 @@ def test_ten_thousand_deep_chain_builds_without_recursion_error(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     Step.ran.clear()
     assert sys.getrecursionlimit() == 1000
-    start = time.perf_counter()
     result = flow.build([Step(DEPTH)])
-    elapsed = time.perf_counter() - start
     assert result
     assert Step.ran == list(range(DEPTH + 1))
-    assert elapsed < 20
     assert sys.getrecursionlimit() == 1000
 
 
@@ -141,14 +136,12 @@ class ChainFile(flow.Task):
 def test_two_thousand_deep_chain_of_files_builds_then_is_up_to_date(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     depth = 2_000
-    start = time.perf_counter()
     first = flow.build([ChainFile(depth)])
     assert first
     assert len(first.ran) == depth + 1
     second = flow.build([ChainFile(depth)])
     assert second
     assert second.ran == []
-    assert time.perf_counter() - start < 30
     assert sys.getrecursionlimit() == 1000
 
 

@@ -28,16 +28,46 @@ class Naps(flow.WrapperTask):
 """
 
 
-def _stamps(project, n):
-    return [json.loads(project.read(f"out/nap{i}.json")) for i in range(n)]
+# Tasks that meet: each marks that it has started, then waits until all have. Run one at a
+# time, the first would wait in vain (and fail after a minute); run together, all finish at once.
+MEETING = """
+import json, os, time
+from pathlib import Path
+
+class Meet(flow.Task):
+    i = flow.IntParameter()
+    n = flow.IntParameter()
+    def output(self):
+        return flow.LocalTarget(f"out/meet{self.i}.json")
+    def run(self):
+        start = time.time()
+        Path(f"started{self.i}").write_text("x")
+        deadline = time.monotonic() + 60
+        while not all(Path(f"started{k}").exists() for k in range(self.n)):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the other tasks never started beside this one")
+            time.sleep(0.01)
+        with self.output().open("w") as f:
+            json.dump({"start": start, "end": time.time(), "pid": os.getpid()}, f)
+
+class Meeting(flow.WrapperTask):
+    n = flow.IntParameter(default=2)
+    def requires(self):
+        return [Meet(i=i, n=self.n) for i in range(self.n)]
+"""
 
 
-def test_two_jobs_run_two_sleeping_tasks_at_the_same_time(project):
-    """-j 2 with two independent 0.8 s tasks: their recorded intervals overlap."""
-    project.flowfile(SLEEPERS)
-    proc = project.run("-j", "2", "Naps")
+def _stamps(project, n, name="nap"):
+    return [json.loads(project.read(f"out/{name}{i}.json")) for i in range(n)]
+
+
+def test_two_jobs_run_two_tasks_at_the_same_time(project):
+    """-j 2 with two independent tasks that each wait for the other to start: both finish, in
+    two processes, and their recorded intervals overlap."""
+    project.flowfile(MEETING)
+    proc = project.run("-j", "2", "Meeting", timeout=120)
     assert proc.returncode == 0, proc.stderr
-    a, b = _stamps(project, 2)
+    a, b = _stamps(project, 2, "meet")
     assert max(a["start"], b["start"]) < min(a["end"], b["end"]), (a, b)
     assert a["pid"] != b["pid"]
 
@@ -173,11 +203,17 @@ def test_without_keep_going_a_failure_starts_nothing_new_but_lets_running_tasks_
     nothing else starts; exit 1."""
     project.flowfile("""
         import time
+        from pathlib import Path
         class Slow(flow.Task):
             def output(self):
                 return flow.LocalTarget("out/slow.txt")
             def run(self):
-                time.sleep(1.0)
+                # Finish only once the test has seen flow report Quick's failure.
+                deadline = time.monotonic() + 60
+                while not Path("go").exists():
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("never told to go on")
+                    time.sleep(0.01)
                 with self.output().open("w") as f:
                     f.write("slow")
         class Quick(flow.Task):
@@ -197,9 +233,12 @@ def test_without_keep_going_a_failure_starts_nothing_new_but_lets_running_tasks_
             def requires(self):
                 return [Slow(), Quick(), Later()]
         """)
-    code, doc = project.run_json("-j", "2", "Top")
-    assert code == 1
-    status = {t["task"]: t["status"] for t in doc["tasks"]}
+    live = project.start("--json", "-j", "2", "Top")
+    live.wait_for_line("FAILED Quick()")  # flow has taken the failure in; Slow still runs
+    (project.root / "go").write_text("x")
+    code, out, err = live.finish()
+    assert code == 1, err
+    status = {t["task"]: t["status"] for t in json.loads(out)["tasks"]}
     assert status["Slow()"] == "ran" and status["Quick()"] == "failed"
     assert status["Later()"] == "skipped"
     assert not (project.root / "out/later.txt").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FLOW
+from conftest import DEADLINE, FLOW
 
 
 def _start(project, *args):
@@ -29,7 +29,7 @@ def _start(project, *args):
     )
 
 
-def _wait_for(path: Path, proc, timeout=60):
+def _wait_for(path: Path, proc, timeout=DEADLINE):
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None:
@@ -198,7 +198,7 @@ def test_a_signal_stops_the_commands_a_task_started_and_their_children(project, 
     proc = _start(project, "-j", jobs, "Two")
     try:
         _wait_for(project.root / "started.marker", proc)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + DEADLINE
         while not _processes_with(f"sleep {token}"):
             assert time.monotonic() < deadline, "the command never started"
             time.sleep(0.02)
@@ -209,7 +209,7 @@ def test_a_signal_stops_the_commands_a_task_started_and_their_children(project, 
             proc.kill()
             proc.wait()
     assert proc.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[sig]
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + DEADLINE
     while _processes_with(f"sleep {token}"):
         assert time.monotonic() < deadline, "the command's child outlived flow"
         time.sleep(0.05)
@@ -224,7 +224,7 @@ def test_after_sigkill_of_flow_the_commands_of_its_workers_die_too(project):
     proc = _start(project, "-j", "2", "Two")
     try:
         _wait_for(project.root / "started.marker", proc)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + DEADLINE
         while not _processes_with(f"sleep {token}"):
             assert time.monotonic() < deadline, "the command never started"
             time.sleep(0.02)
@@ -233,7 +233,7 @@ def test_after_sigkill_of_flow_the_commands_of_its_workers_die_too(project):
     finally:
         if proc.poll() is None:
             proc.kill()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + DEADLINE
     while _processes_with(f"sleep {token}"):
         assert time.monotonic() < deadline, "a command outlived its killed flow"
         time.sleep(0.05)
@@ -408,7 +408,12 @@ def test_a_yielded_task_already_running_in_a_worker_runs_only_once(project):
                 return flow.LocalTarget("a.txt")
             def run(self):
                 log("A")
-                time.sleep(1)
+                # Still running when Parent yields it, however slow the machine: A ends only
+                # after Parent has begun (rather than after a 1 s sleep).
+                deadline = time.monotonic() + 60
+                while "Parent" not in open("log.txt").read().split():
+                    assert time.monotonic() < deadline, "Parent never began"
+                    time.sleep(0.01)
                 with self.output().open("w") as f:
                     f.write("a")
         class Parent(flow.Task):
