@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import flow
-from flow.errors import GraphError, ManifestError
 from flow.codehash import CodeHasher
+from flow.errors import GraphError, ManifestError
 from flow.fingerprint import Fingerprinter, StatRecord, hash_file
 from flow.graph import build_graph
 from flow.store.records import Manifest, Record
