@@ -10,32 +10,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import DEADLINE, FLOW
-
-
-def _start(project, *args):
-    return subprocess.Popen(
-        [*FLOW, *args],
-        cwd=project.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-
-
-def _wait_for(path: Path, proc, timeout=DEADLINE):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"flow ended early: {proc.communicate()}")
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
+from conftest import wait_for_file, wait_until
 
 
 def _processes_with(token: str) -> list[int]:
@@ -187,6 +166,12 @@ class Two(flow.Task):
 """
 
 
+def _wait_for_command(project, proc, token: str) -> None:
+    """Wait until the task has started its command and the command its `sleep TOKEN` child."""
+    wait_for_file(project.root / "started.marker", proc)
+    wait_until(lambda: bool(_processes_with(f"sleep {token}")), "the command's child", proc=proc)
+
+
 @pytest.mark.parametrize(
     "jobs, sig", [("1", signal.SIGTERM), ("1", signal.SIGINT), ("2", signal.SIGTERM)]
 )
@@ -195,13 +180,9 @@ def test_a_signal_stops_the_commands_a_task_started_and_their_children(project, 
     process of that command is left, so nothing writes an output after the clean-up."""
     token = f"{3000 + os.getpid() % 1000}.{len(jobs)}{sig}"
     project.flowfile(ORPHAN.replace("TOKEN", token))
-    proc = _start(project, "-j", jobs, "Two")
+    proc = project.popen("-j", jobs, "Two")
     try:
-        _wait_for(project.root / "started.marker", proc)
-        deadline = time.monotonic() + DEADLINE
-        while not _processes_with(f"sleep {token}"):
-            assert time.monotonic() < deadline, "the command never started"
-            time.sleep(0.02)
+        _wait_for_command(project, proc, token)
         proc.send_signal(sig)
         proc.communicate(timeout=60)
     finally:
@@ -209,10 +190,7 @@ def test_a_signal_stops_the_commands_a_task_started_and_their_children(project, 
             proc.kill()
             proc.wait()
     assert proc.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[sig]
-    deadline = time.monotonic() + DEADLINE
-    while _processes_with(f"sleep {token}"):
-        assert time.monotonic() < deadline, "the command's child outlived flow"
-        time.sleep(0.05)
+    wait_until(lambda: not _processes_with(f"sleep {token}"), "the command's child to end")
     assert not (project.root / "out" / "two.txt").exists()
 
 
@@ -221,22 +199,15 @@ def test_after_sigkill_of_flow_the_commands_of_its_workers_die_too(project):
     the commands' children) with them."""
     token = f"{4000 + os.getpid() % 1000}.5"
     project.flowfile(ORPHAN.replace("TOKEN", token))
-    proc = _start(project, "-j", "2", "Two")
+    proc = project.popen("-j", "2", "Two")
     try:
-        _wait_for(project.root / "started.marker", proc)
-        deadline = time.monotonic() + DEADLINE
-        while not _processes_with(f"sleep {token}"):
-            assert time.monotonic() < deadline, "the command never started"
-            time.sleep(0.02)
+        _wait_for_command(project, proc, token)
         proc.kill()
         proc.wait()
     finally:
         if proc.poll() is None:
             proc.kill()
-    deadline = time.monotonic() + DEADLINE
-    while _processes_with(f"sleep {token}"):
-        assert time.monotonic() < deadline, "a command outlived its killed flow"
-        time.sleep(0.05)
+    wait_until(lambda: not _processes_with(f"sleep {token}"), "the workers' commands to end")
 
 
 # -- 6. directory outputs are judged by their content --------------------------------------------
@@ -288,8 +259,8 @@ def test_after_sigkill_a_half_rewritten_directory_output_is_rebuilt(project, job
     assert project.run("Site").returncode == 0
     project.write("version.txt", "2")
     project.write("hang.flag", "x")
-    proc = _start(project, "-j", jobs, "-B", "Site")
-    _wait_for(project.root / "started.marker", proc)
+    proc = project.popen("-j", jobs, "-B", "Site")
+    wait_for_file(project.root / "started.marker", proc)
     proc.kill()
     proc.wait()
     (project.root / "hang.flag").unlink()
