@@ -96,6 +96,29 @@ def test_a_journal_row_for_a_graph_output_never_follows_its_own_path(project, tm
     assert project.read("out.txt") == "built"
 
 
+def test_overlapping_external_inputs_are_not_two_writers_of_one_file(project):
+    """`Files("src/*.c")`, `Files("src/a.c")` and an ExternalTask of the directory `src` all
+    declare src/a.c: they only read it, so the build goes on (it was refused as two writers)."""
+    project.write("src/a.c", "a")
+    project.write("src/b.c", "b")
+    project.flowfile("""
+        class Src(flow.ExternalTask):
+            def output(self):
+                return flow.LocalTarget("src")
+        class Count(flow.Task):
+            def requires(self):
+                return [Src(), flow.Files("src/*.c"), flow.Files("src/a.c")]
+            def output(self):
+                return flow.LocalTarget("count.txt")
+            def run(self):
+                with self.output().open("w") as f:
+                    f.write(str(len(self.input()[1])))
+        """)
+    proc = project.run("Count")
+    assert proc.returncode == 0, proc.stderr
+    assert project.read("count.txt") == "2"
+
+
 # -- 4. a decision after an upstream ran looks at the disk again ------------------------------
 PREPARE = """
 class Prepare(flow.Task):

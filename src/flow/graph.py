@@ -15,7 +15,7 @@ from .errors import FlowError, GraphError
 from .flowfile import user_traceback
 from .store import FLOW_DIR
 from .target import LocalTarget
-from .task import Task, flatten
+from .task import Task, flatten, is_external
 
 # flow's own store beside the Flowfile (the manifest's directory; outputs must stay out of it).
 
@@ -89,6 +89,8 @@ def _call(task: Task, method: str) -> list[Any]:
 def _check_outputs(graph: TaskGraph) -> None:
     """Refuse outputs that two tasks would both write: one path (however it is spelled, symlinks
     included), one inside another's directory, or flow's own ``.flow/`` or an ancestor of it.
+    External data is only read, so overlapping inputs (``Files("src/*.c")`` and ``src/a.c``) are
+    fine.
 
     Linear in the outputs: each is looked up by its real place; the directories above are
     looked up once per distinct parent directory.
@@ -99,6 +101,8 @@ def _check_outputs(graph: TaskGraph) -> None:
     owner: dict[str, tuple[str, str]] = {}  # real place -> (task id, key as declared)
     nested: list[tuple[str, str, str, str]] = []  # (parent, place, task id, key) with a hierarchy
     for tid, outs in graph.outputs.items():
+        if is_external(graph.tasks[tid]):
+            continue  # read, never written: two patterns may match one file, a file may lie in a tree
         for out in outs:
             key = getattr(out, "key", None)
             if key is None:

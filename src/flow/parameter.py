@@ -78,6 +78,8 @@ class Parameter:
             if ParameterVisibility.has_value(visibility)
             else ParameterVisibility.PUBLIC
         )
+        # An attribute, not a property: asked for every parameter of every task of a graph.
+        self.private = self.visibility == ParameterVisibility.PRIVATE
         self.name = ""
         self._default = default
 
@@ -111,10 +113,6 @@ class Parameter:
     def normalize(self, value: Any) -> Any:
         """Accept a value given in Python (a string is parsed as on the command line)."""
         return self.parse(value) if isinstance(value, str) else value
-
-    @property
-    def private(self) -> bool:
-        return self.visibility == ParameterVisibility.PRIVATE
 
     def parse_cli(self, text: str, task_name: str) -> Any:
         """Parse a value typed by a user, with an error naming the parameter and the form."""

@@ -277,4 +277,4 @@ def to_db(name: str) -> str | bytes:
 
 
 def from_db(value: str | bytes) -> str:
-    return os.fsdecode(value) if isinstance(value, bytes) else value
+    return value if type(value) is str else os.fsdecode(value)

@@ -56,7 +56,9 @@ class Manifest:
         self._db: sqlite3.Connection | None = None
         # Preloaded rows (``preload``); None: read row by row. Keys in ``_fresh`` bypass them.
         self._records: dict[str, tuple[Any, ...]] | None = None
-        self._stats: dict[str, StatRecord] | None = None
+        # Preloaded stat-cache rows: raw tuples until asked for (most are asked once), or
+        # StatRecords saved by this run.
+        self._stats: dict[str, Any] | None = None
         self._fresh: set[str] = set()
         self._locks: Locks | None = None
         self._secret: bytes | None = None
@@ -143,7 +145,7 @@ class Manifest:
             stats = self._db.execute(
                 "SELECT path, size, mtime_ns, ctime_ns, ino, hash, checked_ns FROM files"
             ).fetchall()
-            self._stats = {from_db(row[0]): _stat(row[1:]) for row in stats}
+            self._stats = {from_db(row[0]): row[1:] for row in stats}
         except sqlite3.DatabaseError as exc:
             self._recover(exc)
             return
@@ -192,11 +194,14 @@ class Manifest:
     def get_stat(self, path: str) -> StatRecord | None:
         """The stat-cache entry of a file, or None."""
         if self._stats is not None and path not in self._fresh:
-            return self._stats.get(path)
-        row = self._query(
-            "SELECT size, mtime_ns, ctime_ns, ino, hash, checked_ns FROM files WHERE path = ?",
-            (to_db(path),),
-        )
+            row = self._stats.get(path)
+            if row is None or type(row) is StatRecord:
+                return row
+        else:
+            row = self._query(
+                "SELECT size, mtime_ns, ctime_ns, ino, hash, checked_ns FROM files WHERE path = ?",
+                (to_db(path),),
+            )
         if row is None:
             return None
         try:
@@ -331,16 +336,21 @@ def _record(key: str, row: tuple[Any, ...]) -> Record:
         raise sqlite3.DatabaseError(f"a damaged record of {key!r}") from None
     if not (
         isinstance(task_id, (str, bytes))
-        and isinstance(family, str)
-        and isinstance(params, dict)
-        and all(isinstance(v, str) for v in params.values())
-        and isinstance(code, str)
-        and isinstance(inputs, dict)
-        and all(v is None or isinstance(v, str) for v in inputs.values())
-        and (digest is None or isinstance(digest, str))
+        and type(family) is str
+        and type(params) is dict
+        and type(code) is str
+        and type(inputs) is dict
+        and (digest is None or type(digest) is str)
         and type(built_ns) is int
     ):
         raise sqlite3.DatabaseError(f"a damaged record of {key!r}")
+    # Plain loops, not all(<generator>): this runs for every record of a 10,000-task no-op.
+    for value in params.values():
+        if type(value) is not str:
+            raise sqlite3.DatabaseError(f"a damaged record of {key!r}")
+    for value in inputs.values():
+        if value is not None and type(value) is not str:
+            raise sqlite3.DatabaseError(f"a damaged record of {key!r}")
     return Record(key, from_db(task_id), family, params, code, inputs, digest, built_ns)
 
 
@@ -348,8 +358,12 @@ def _stat(row: tuple[Any, ...]) -> StatRecord:
     """A StatRecord from a ``files`` row; DatabaseError when the row is not one flow wrote."""
     size, mtime_ns, ctime_ns, ino, digest, checked_ns = row
     if not (
-        all(type(n) is int for n in (size, mtime_ns, ctime_ns, ino, checked_ns))
-        and isinstance(digest, str)
+        type(size) is int
+        and type(mtime_ns) is int
+        and type(ctime_ns) is int
+        and type(ino) is int
+        and type(checked_ns) is int
+        and type(digest) is str
     ):
         raise sqlite3.DatabaseError("a damaged stat-cache entry")
     return StatRecord(size, mtime_ns, ctime_ns, ino, digest, checked_ns)
