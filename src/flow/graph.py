@@ -101,7 +101,8 @@ def _check_outputs(graph: TaskGraph) -> None:
     owner: dict[str, tuple[str, str]] = {}  # real place -> (task id, key as declared)
     nested: list[tuple[str, str, str, str]] = []  # (parent, place, task id, key) with a hierarchy
     for tid, outs in graph.outputs.items():
-        if is_external(graph.tasks[tid]):
+        task = graph.tasks.get(tid)
+        if task is not None and is_external(task):
             continue  # read, never written: two patterns may match one file, a file may lie in a tree
         for out in outs:
             key = getattr(out, "key", None)
