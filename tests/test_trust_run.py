@@ -17,8 +17,9 @@ import pytest
 from conftest import wait_for_file, wait_until
 
 
-def _processes_with(token: str) -> list[int]:
-    """Pids of live (non-zombie) processes whose command line contains ``token``."""
+def _processes_with(token: str, anywhere: bool = False) -> list[int]:
+    """Pids of live (non-zombie) processes whose command line starts with ``token`` (the
+    `sleep TOKEN` itself, not the shells whose command lines mention it), or holds it."""
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
@@ -28,7 +29,8 @@ def _processes_with(token: str) -> list[int]:
             state = Path(f"/proc/{name}/stat").read_text().rsplit(") ", 1)[1][0]
         except OSError:
             continue
-        if token.encode() in cmdline and state != "Z":
+        hit = token.encode() in cmdline if anywhere else cmdline.startswith(token.encode())
+        if hit and state != "Z":
             found.append(int(name))
     return found
 
@@ -189,23 +191,29 @@ class Two(flow.Task):
 """
 
 
-def _wait_for_command(project, proc, token: str) -> None:
-    """Wait until the task has started its command and the command its `sleep TOKEN` child."""
+def _wait_for_command(project, proc, token: str, early: bool = False) -> None:
+    """Wait until the task has started its command and the command its `sleep TOKEN` child
+    (``early``: only the shell, which may be forking the child right then)."""
     wait_for_file(project.root / "started.marker", proc)
-    wait_until(lambda: bool(_processes_with(f"sleep {token}")), "the command's child", proc=proc)
+    sleeping = lambda: bool(_processes_with(f"sleep {token}", anywhere=early))  # noqa: E731
+    wait_until(sleeping, "the command's child", proc=proc)
 
 
+@pytest.mark.parametrize("early", [False, True], ids=["child-running", "shell-forking"])
 @pytest.mark.parametrize(
     "jobs, sig", [("1", signal.SIGTERM), ("1", signal.SIGINT), ("2", signal.SIGTERM)]
 )
-def test_a_signal_stops_the_commands_a_task_started_and_their_children(project, jobs, sig):
+def test_a_signal_stops_the_commands_a_task_started_and_their_children(
+    project, jobs, sig, early
+):
     """flow.sh ran `sh -c 'sleep …; echo … > out/late.txt'`: after flow exits on the signal no
-    process of that command is left, so nothing writes an output after the clean-up."""
-    token = f"{3000 + os.getpid() % 1000}.{len(jobs)}{sig}"
+    process of that command is left, so nothing writes an output after the clean-up. Also when
+    the signal comes while the shell is still forking its child."""
+    token = f"{3000 + os.getpid() % 1000}.{len(jobs)}{sig}{int(early)}"
     project.flowfile(ORPHAN.replace("TOKEN", token))
     proc = project.popen("-j", jobs, "Two")
     try:
-        _wait_for_command(project, proc, token)
+        _wait_for_command(project, proc, token, early)
         proc.send_signal(sig)
         proc.communicate(timeout=60)
     finally:
