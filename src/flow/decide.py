@@ -203,7 +203,9 @@ class UnreadableError(FlowError):
     """A file flow must hash cannot be read: exit 2 while planning, 1 once a task has run."""
 
 
-def read_target(fingerprints: Fingerprinter, target: Any, role: str, after_run: bool = False) -> Any:
+def read_target(
+    fingerprints: Fingerprinter, target: Any, role: str, after_run: bool = False
+) -> Any:
     """A target's fingerprint; a file that cannot be read is one line naming it, not a traceback."""
     try:
         return fingerprints.target(target)

@@ -41,7 +41,12 @@ def spec_of(task: Task) -> Spec:
                 params[name] = None if value is None else param.serialize(value)
     except Exception:  # a value its own parameter cannot write out
         ref = None
-    return {"module": _portable(ref), "qualname": cls.__qualname__, "params": params, "tid": task.task_id}
+    return {
+        "module": _portable(ref),
+        "qualname": cls.__qualname__,
+        "params": params,
+        "tid": task.task_id,
+    }
 
 
 def revive(spec: Spec, modules: dict[tuple[str, str], Any]) -> Task | str:
@@ -165,7 +170,10 @@ def retrace(ctx: Context, d: Decision, yielded: list[Task]) -> Decision:
     graph = ctx.graph
     old = set(graph.dynamic.get(tid, ()))
     static = {
-        getattr(o, "key", None) for up in graph.deps[tid] if up not in old for o in graph.outputs[up]
+        getattr(o, "key", None)
+        for up in graph.deps[tid]
+        if up not in old
+        for o in graph.outputs[up]
     }
     inputs = {k: v for k, v in d.inputs.items() if k in static}
     for task in yielded:

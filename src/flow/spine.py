@@ -150,12 +150,12 @@ def _plan(graph: TaskGraph, ctx: Context, events: Fanout) -> Plan:
 
 def _context(graph: TaskGraph, manifest: Manifest, force: bool, events: Fanout) -> Context:
     """What deciding needs; a writable run first cleans up after a killed one."""
-    for message in manifest.warnings:
-        events.warning(message)
     if PRELOAD_AT[0] <= len(graph.tasks) <= PRELOAD_AT[1]:
         manifest.preload()
     # What run()s yielded last time joins the graph as requirements (one query when none did).
     add_recorded(graph, manifest.dynamic())
+    for message in manifest.warnings:  # after the reads above: they may find a damaged row
+        events.warning(message)
     forced = {t for t, task in graph.tasks.items() if not is_external(task)} if force else set()
     ctx = Context(
         graph, manifest, Fingerprinter(manifest.get_stat), CodeHasher(os.getcwd()), forced
