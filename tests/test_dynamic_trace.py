@@ -239,3 +239,36 @@ def test_a_manifest_from_before_dynamic_requirements_is_read_and_upgraded(projec
     assert project.ran("Top") == ["Top()"]
     assert project.plan("Top")["Top()"]["dynamic"] == ["Part()"]
     assert project.ran("Top") == []
+
+
+def test_a_recorded_dynamic_requirement_missing_its_external_input_does_not_block(project):
+    """Top yielded Part(i=1), whose source is now gone, and would yield Part(i=2) now: the
+    missing source of a task Top may not need again makes Top stale, not the run refused."""
+    project.flowfile(
+        CHOSEN.replace(
+            """    def run(self):
+        with self.output().open("w") as f:
+            f.write(open(f"src{self.i}.txt").read())""",
+            """    def requires(self):
+        return Source(i=self.i)
+    def run(self):
+        with self.output().open("w") as f:
+            f.write(self.input().open().read())""",
+        )
+        + """
+class Source(flow.ExternalTask):
+    i = flow.IntParameter()
+    def output(self):
+        return flow.LocalTarget(f"src{self.i}.txt")
+"""
+    )
+    project.write("src1.txt", "one")
+    project.write("src2.txt", "two")
+    project.write("which.txt", "1")
+    assert project.ran("Top") == ["Part(i=1)", "Top()"]
+    (project.root / "src1.txt").unlink()
+    project.write("which.txt", "2")
+    details = [r["detail"] for r in project.plan("Top")["Top()"]["reasons"]]
+    assert any("needs Source(i=1), which is missing" in d for d in details), details
+    assert project.ran("Top") == ["Part(i=2)", "Top()"]
+    assert project.read("top.txt") == "two"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import FlowError, GraphError
 from .graph import TaskGraph, check, expand
-from .task import Task, flatten
+from .task import Task, flatten, is_external
 
 if TYPE_CHECKING:
     from .decide import Context, Decision
@@ -137,6 +137,7 @@ def _put_back(
         if not isinstance(task, str):
             try:
                 expand(sub, [task], known=graph)
+                task = _missing_external(sub) or task
             except FlowError as exc:
                 task = str(exc)
         if isinstance(task, str):
@@ -153,6 +154,23 @@ def _put_back(
         graph.dynamic[parent] = ids
         graph.deps[parent] = [*graph.deps[parent], *ids]
     return new
+
+
+def _missing_external(sub: TaskGraph) -> str:
+    """Why a recorded requirement cannot be built first: external data it needs is missing.
+
+    Then the task that yielded it runs without it rather than wait for it (its run() may not
+    yield it again); if it does, that build reports the missing data.
+    """
+    for tid, task in sub.tasks.items():
+        if is_external(task):
+            try:
+                present = task.complete()
+            except Exception:  # a user's complete(): the plan would report it; here, just stale
+                present = False
+            if not present:
+                return f"it needs {tid}, which is missing"
+    return ""
 
 
 def kept(graph: TaskGraph, tid: str) -> list[Spec]:
