@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from .decide import Context, Decision
 
 Spec = dict[str, Any]
-# output key -> (the task whose run() yielded them, their specs), as the store reads them
-Yielded = dict[str, tuple[str, list[Spec]]]
 
 
 def spec_of(task: Task) -> Spec:
@@ -81,24 +79,30 @@ def revive(spec: Spec, modules: dict[tuple[str, str], Any]) -> Task | str:
     return task  # type: ignore[no-any-return]
 
 
-def add_recorded(graph: TaskGraph, rows: Yielded) -> None:
+def add_recorded(graph: TaskGraph, recorded: dict[str, dict[str, list[Spec]]]) -> None:
     """Put back into ``graph`` the dynamic requirements recorded for its tasks (and theirs, and
-    so on), as requirements; note in ``graph.lost`` those that cannot be re-created."""
-    if not rows:  # the common case: one query found nothing, and the graph is left as it was
+    so on), as requirements; note in ``graph.lost`` those that cannot be re-created.
+
+    ``recorded``: task id -> output key -> specs, as ``Manifest.dynamic()`` gives them.
+    """
+    if not recorded:  # the common case: one query found nothing, and the graph is left as it was
         return
-    by_task: dict[str, dict[str, list[Spec]]] = {}
-    for key, (tid, specs) in rows.items():
-        by_task.setdefault(tid, {})[key] = specs
-    modules = _loaded_modules()
-    before = {tid: list(graph.deps[tid]) for tid in by_task if tid in graph.tasks}
+    smaller = recorded if len(recorded) < len(graph.tasks) else graph.tasks
+    todo = [t for t in smaller if t in recorded and t in graph.tasks]
+    before = {tid: list(graph.deps[tid]) for tid in todo}
     added: list[str] = []
-    todo = list(before)
+    modules: dict[tuple[str, str], Any] = {}  # indexed on first use (watch mode reloads them)
     while todo:
         new: list[str] = []
         for parent in todo:
-            new += _put_back(graph, parent, _recorded(graph, parent, by_task[parent]), modules)
+            specs = _recorded(graph, parent, recorded[parent])
+            if specs and not modules:
+                modules = _loaded_modules()
+            new += _put_back(graph, parent, specs, modules)
         added += new
-        todo = [t for t in new if t in by_task]
+        todo = [t for t in new if t in recorded]
+    if not added and not graph.dynamic:
+        return  # nothing was added: the graph is as checked
     try:
         check(graph)
     except GraphError as exc:
@@ -134,15 +138,17 @@ def _put_back(
     for spec in specs:
         task = revive(spec, modules)
         sub = TaskGraph()
-        if not isinstance(task, str):
+        why = f"cannot be re-created: {task}" if isinstance(task, str) else ""
+        if isinstance(task, Task):
             try:
                 expand(sub, [task], known=graph)
-                task = _missing_external(sub) or task
+                why = _missing_external(sub)
             except FlowError as exc:
-                task = str(exc)
-        if isinstance(task, str):
-            why = f"{spec['tid']} (yielded by its last run) cannot be re-created: {task}"
-            graph.lost.setdefault(parent, []).append(why)
+                why = f"cannot be re-created: {exc}"
+        if why or not isinstance(task, Task):
+            graph.lost.setdefault(parent, []).append(
+                f"{spec['tid']} (yielded by its last run) {why}"
+            )
             continue
         graph.tasks.update(sub.tasks)
         graph.deps.update(sub.deps)
@@ -169,7 +175,7 @@ def _missing_external(sub: TaskGraph) -> str:
             except Exception:  # a user's complete(): the plan would report it; here, just stale
                 present = False
             if not present:
-                return f"it needs {tid}, which is missing"
+                return f"needs {tid}, which is missing (not built first)"
     return ""
 
 

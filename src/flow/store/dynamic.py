@@ -20,32 +20,52 @@ from typing import Any
 from .database import from_db, to_db
 
 Spec = dict[str, Any]
-# output key -> (the task whose run() yielded them, their specs)
-Yielded = dict[str, tuple[str, list[Spec]]]
 
 
-def load(db: sqlite3.Connection) -> Yielded:
+class Recorded:
+    """The rows in memory, by output key and by the task whose run() yielded them."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, str] = {}  # output key -> task id
+        self.by_task: dict[str, dict[str, list[Spec]]] = {}  # task id -> output key -> specs
+
+    def put(self, key: str, task_id: str, specs: list[Spec]) -> None:
+        self.drop(key)
+        if specs:
+            self.by_key[key] = task_id
+            self.by_task.setdefault(task_id, {})[key] = specs
+
+    def drop(self, key: str) -> None:
+        task_id = self.by_key.pop(key, None)
+        if task_id is not None:
+            keys = self.by_task[task_id]
+            del keys[key]
+            if not keys:
+                del self.by_task[task_id]
+
+
+def load(db: sqlite3.Connection) -> Recorded:
     """Every row, in one query (the table holds only the outputs of tasks that yielded)."""
+    found = Recorded()
     try:
         rows = db.execute("SELECT key, task_id, specs FROM dynamic").fetchall()
     except sqlite3.OperationalError:
-        return {}  # no such table: a read-only look at an older manifest
-    found: Yielded = {}
+        return found  # no such table: a read-only look at an older manifest
     for key, task_id, specs in rows:
         if not isinstance(key, (str, bytes)) or not isinstance(task_id, (str, bytes)):
             raise sqlite3.DatabaseError("a damaged row of dynamic requirements")
-        found[from_db(key)] = (from_db(task_id), _specs(key, specs))
+        found.put(from_db(key), from_db(task_id), _specs(key, specs))
     return found
 
 
-def write(db: sqlite3.Connection, records: Iterable[Any], known: Yielded | None) -> None:
+def write(db: sqlite3.Connection, records: Iterable[Any], known: Recorded | None) -> None:
     """Store the specs of each record (in the caller's transaction); a record without any
     clears its output's row. ``known``: the rows as loaded, to skip deleting absent ones."""
     put, drop = [], []
     for r in records:
         if r.dynamic:
             put.append((to_db(r.key), to_db(r.task_id), json.dumps(r.dynamic, sort_keys=True)))
-        elif known is None or r.key in known:
+        elif known is None or r.key in known.by_key:
             drop.append((to_db(r.key),))
     if put:
         db.executemany("INSERT OR REPLACE INTO dynamic VALUES (?,?,?)", put)

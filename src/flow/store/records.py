@@ -64,7 +64,7 @@ class Manifest:
         # StatRecords saved by this run.
         self._stats: dict[str, Any] | None = None
         self._fresh: set[str] = set()
-        self._dynamic: dynamic_table.Yielded | None = None  # read on first use
+        self._dynamic: dynamic_table.Recorded | None = None  # read on first use
         self._locks: Locks | None = None
         self._secret: bytes | None = None
         check_layout(directory)
@@ -105,7 +105,7 @@ class Manifest:
     def _recover(self, exc: BaseException) -> None:
         self.recovered = True
         self._records = self._stats = None  # whatever was preloaded came from the bad file
-        self._dynamic = {}
+        self._dynamic = dynamic_table.Recorded()
         if self._db is not None:
             with contextlib.suppress(Exception):
                 self._db.close()
@@ -183,17 +183,18 @@ class Manifest:
             self._recover(exc)
             return None
 
-    def dynamic(self) -> dynamic_table.Yielded:
-        """The recorded dynamic requirements: output key -> (the task that yielded them, their
-        specs), read in one query on first use (none recorded: an empty table, one query)."""
+    def dynamic(self) -> dict[str, dict[str, list[dynamic_table.Spec]]]:
+        """The recorded dynamic requirements: the id of the task whose run() yielded them ->
+        output key -> their specs; read in one query on first use (an empty table when no
+        run() yielded anything)."""
         if self._dynamic is None:
-            self._dynamic = {}
+            self._dynamic = dynamic_table.Recorded()
             if self._db is not None:
                 try:
                     self._dynamic = dynamic_table.load(self._db)
                 except sqlite3.DatabaseError as exc:
                     self._recover(exc)
-        return self._dynamic
+        return self._dynamic.by_task
 
     def secret_key(self) -> bytes | None:
         """The project's random key for hashing private parameter values, made on first use;
@@ -296,16 +297,12 @@ class Manifest:
             dynamic_table.forget(db, keys)
         for key in keys:
             if self._dynamic is not None:
-                self._dynamic.pop(key, None)
+                self._dynamic.drop(key)
 
     def _remember_dynamic(self, records: list[Record]) -> None:
-        if self._dynamic is None:
-            return
-        for r in records:
-            if r.dynamic:
-                self._dynamic[r.key] = (r.task_id, r.dynamic)
-            else:
-                self._dynamic.pop(r.key, None)
+        if self._dynamic is not None:
+            for r in records:
+                self._dynamic.put(r.key, r.task_id, r.dynamic)
 
     # -- the journal and locks (concurrent and interrupted runs) ------------------------------
     @property
