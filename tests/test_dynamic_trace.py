@@ -3,6 +3,7 @@ and the next run puts it back into the graph, decides it, and treats its outputs
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 # Top's run() yields Part; Part requires the external src.txt.
@@ -272,3 +273,13 @@ class Source(flow.ExternalTask):
     assert any("needs Source(i=1), which is missing" in d for d in details), details
     assert project.ran("Top") == ["Part(i=2)", "Top()"]
     assert project.read("top.txt") == "two"
+
+
+def test_the_graph_shows_a_recorded_dynamic_requirement_as_a_dashed_edge(project):
+    """--graph: the edge from Part to Top, which yielded it, is drawn dashed and listed."""
+    built(project)
+    proc = project.run("--graph", "json", "Top")
+    nodes = {n["task"]: n for n in json.loads(proc.stdout)["nodes"]}
+    assert nodes["Top()"]["dynamic"] == ["Part()"]
+    assert '"Part()" -> "Top()" [style=dashed];' in project.run("--graph", "dot", "Top").stdout
+    assert "-.->" in project.run("--graph", "mermaid", "Top").stdout
