@@ -283,3 +283,32 @@ def test_the_graph_shows_a_recorded_dynamic_requirement_as_a_dashed_edge(project
     assert nodes["Top()"]["dynamic"] == ["Part()"]
     assert '"Part()" -> "Top()" [style=dashed];' in project.run("--graph", "dot", "Top").stdout
     assert "-.->" in project.run("--graph", "mermaid", "Top").stdout
+
+
+def test_touch_keeps_the_recorded_dynamic_requirements(project):
+    """-t records outputs as up to date without running: what run() yielded stays recorded."""
+    built(project)
+    assert project.run("-t", "Top").returncode == 0
+    assert project.plan("Top")["Top()"]["dynamic"] == ["Part()"]
+    project.write("src.txt", "after touch")
+    assert project.ran("Top") == ["Part()", "Top()"]
+
+
+def test_a_private_parameter_of_a_yielded_task_is_never_written_to_the_store(project):
+    """A yielded task's private value stays out of .flow/; the task is still traced."""
+    project.flowfile(
+        PART_AND_TOP.replace(
+            "class Part(flow.Task):\n",
+            "class Part(flow.Task):\n"
+            "    token = flow.Parameter(default='hunter2', visibility=flow.parameter."
+            "ParameterVisibility.PRIVATE)\n",
+        )
+    )
+    project.write("src.txt", "hello")
+    assert project.ran("Top") == ["Part()", "Top()"]
+    for name in (".flow/manifest.sqlite", ".flow/manifest.sqlite-wal"):
+        path = project.root / name
+        assert not path.exists() or b"hunter2" not in path.read_bytes()
+    assert project.plan("Top")["Top()"]["dynamic"] == ["Part()"]
+    project.write("src.txt", "world")
+    assert project.ran("Top") == ["Part()", "Top()"]
