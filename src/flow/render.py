@@ -118,6 +118,8 @@ def render_graph(plan: Plan | None, fmt: str) -> str:
 
     order = plan.graph.order
     deps = plan.graph.deps
+    # Recorded dynamic requirements (yielded by run() last time) are drawn dashed.
+    dynamic = {(u, t) for t, us in plan.graph.dynamic.items() for u in us}
     if fmt == "json":
         nodes = []
         for t in order:
@@ -129,6 +131,7 @@ def render_graph(plan: Plan | None, fmt: str) -> str:
                     "status": status(t),
                     "reason": {"kind": reason.kind, "detail": reason.detail} if reason else None,
                     "deps": deps[t],
+                    "dynamic": plan.graph.dynamic.get(t, []),
                 }
             )
         return json.dumps({"nodes": nodes}, indent=2, ensure_ascii=False)
@@ -136,7 +139,11 @@ def render_graph(plan: Plan | None, fmt: str) -> str:
         ids = {tid: f"t{i}" for i, tid in enumerate(order)}
         lines = ["graph TD"]
         lines += [f'    {ids[t]}["{_mermaid(t)}<br/>{status(t)}"]' for t in order]
-        lines += [f"    {ids[u]} --> {ids[t]}" for t in order for u in deps[t]]
+        lines += [
+            f"    {ids[u]} {'-.->' if (u, t) in dynamic else '-->'} {ids[t]}"
+            for t in order
+            for u in deps[t]
+        ]
         return "\n".join(lines)
     lines = ["digraph flow {", "  rankdir=LR;", "  node [shape=box];"]
     for t in order:
@@ -152,7 +159,11 @@ def render_graph(plan: Plan | None, fmt: str) -> str:
         )
         label = _dot_escape(t) + "\\n" + _dot_escape(s)
         lines.append(f'  "{_dot_escape(t)}" [label="{label}", color={color}];')
-    lines += [f'  "{_dot_escape(u)}" -> "{_dot_escape(t)}";' for t in order for u in deps[t]]
+    lines += [
+        f'  "{_dot_escape(u)}" -> "{_dot_escape(t)}"{" [style=dashed]" if (u, t) in dynamic else ""};'
+        for t in order
+        for u in deps[t]
+    ]
     lines.append("}")
     return "\n".join(lines)
 

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import ManifestError
 from ..fingerprint import StatRecord
 from . import DB_NAME, LOCK_NAME, check_layout, journal
+from . import dynamic as dynamic_table
 from .backup import backup
 from .database import connect, from_db, move_aside, to_db, transaction
 from .locks import Locks
@@ -36,6 +37,9 @@ class Record:
     inputs: dict[str, str | None]
     hash: str | None
     built_ns: int = field(default_factory=time.time_ns)
+    # The tasks its producer's run() yielded, as plain specs. Written to the ``dynamic`` table;
+    # ``get()`` leaves it empty: ``Manifest.dynamic()`` reads them all at once.
+    dynamic: list[dynamic_table.Spec] = field(default_factory=list)
 
 
 class Manifest:
@@ -60,6 +64,7 @@ class Manifest:
         # StatRecords saved by this run.
         self._stats: dict[str, Any] | None = None
         self._fresh: set[str] = set()
+        self._dynamic: dynamic_table.Recorded | None = None  # read on first use
         self._locks: Locks | None = None
         self._secret: bytes | None = None
         check_layout(directory)
@@ -100,6 +105,7 @@ class Manifest:
     def _recover(self, exc: BaseException) -> None:
         self.recovered = True
         self._records = self._stats = None  # whatever was preloaded came from the bad file
+        self._dynamic = dynamic_table.Recorded()
         if self._db is not None:
             with contextlib.suppress(Exception):
                 self._db.close()
@@ -177,6 +183,19 @@ class Manifest:
             self._recover(exc)
             return None
 
+    def dynamic(self) -> dict[str, dict[str, list[dynamic_table.Spec]]]:
+        """The recorded dynamic requirements: the id of the task whose run() yielded them ->
+        output key -> their specs; read in one query on first use (an empty table when no
+        run() yielded anything)."""
+        if self._dynamic is None:
+            self._dynamic = dynamic_table.Recorded()
+            if self._db is not None:
+                try:
+                    self._dynamic = dynamic_table.load(self._db)
+                except sqlite3.DatabaseError as exc:
+                    self._recover(exc)
+        return self._dynamic.by_task
+
     def secret_key(self) -> bytes | None:
         """The project's random key for hashing private parameter values, made on first use;
         None in read-only mode before any run has made one."""
@@ -250,6 +269,8 @@ class Manifest:
                     db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", stat_rows)
                     if done:
                         db.executemany("DELETE FROM running WHERE key = ?", done)
+                    dynamic_table.write(db, records, self._dynamic)
+                self._remember_dynamic(records)
                 if self._records is not None:
                     for r, row in zip(records, rows, strict=True):
                         self._records[r.key] = row[1:]
@@ -273,6 +294,15 @@ class Manifest:
                 self._records.pop(key, None)
         with contextlib.suppress(sqlite3.DatabaseError), transaction(self._db) as db:
             db.executemany("DELETE FROM outputs WHERE key = ?", [(to_db(k),) for k in keys])
+            dynamic_table.forget(db, keys)
+        for key in keys:
+            if self._dynamic is not None:
+                self._dynamic.drop(key)
+
+    def _remember_dynamic(self, records: list[Record]) -> None:
+        if self._dynamic is not None:
+            for r in records:
+                self._dynamic.put(r.key, r.task_id, r.dynamic)
 
     # -- the journal and locks (concurrent and interrupted runs) ------------------------------
     @property
