@@ -1,0 +1,318 @@
+"""Configuration files: option and parameter defaults, their precedence, and where each came from.
+
+Parameter defaults, lowest precedence first (the command line beats them all):
+
+1. ``/etc/luigi/luigi.cfg``, ``/etc/luigi/luigi.toml`` (the machine's)
+2. ``luigi.cfg``, ``luigi.toml`` beside the Flowfile, then in the current directory
+3. flow's own file: ``[tool.flow.tasks.NAME]`` in pyproject.toml, or ``[tasks.NAME]`` in flow.toml
+4. the file named by ``LUIGI_CONFIG_PATH`` (chosen for this run, so it beats the project's files)
+
+Option defaults (``jobs``, ``keep-going``, ...) come from flow's file alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .configfile import Entry, Source, mentions_flow, read_flow_toml, read_ini, read_luigi_toml
+from .errors import ConfigError, ParameterError
+
+SYSTEM_DIR = "/etc/luigi"
+LUIGI_NAMES = ("luigi.cfg", "luigi.toml")
+FLOW_NAMES = ("flow.toml", "pyproject.toml")
+
+# flow's option defaults in [tool.flow], with the form each expects.
+OPTIONS = {
+    "jobs": "a whole number, 0 for one per CPU",
+    "keep-going": "true or false",
+    "cache": "a URL or a directory",
+    "serve": "[HOST:]PORT",
+    "watch-exclude": "a list of globs",
+    "flowfile": "a path, relative to the configuration file",
+}
+# Accepted and shown by --show-config, used once their features land (SPEC §9, §10).
+NOT_YET = ("cache", "serve")
+
+# Sections Luigi itself reads (and its contrib modules): never a task's, never warned about.
+LUIGI_SECTIONS = frozenset(
+    "core worker scheduler resources retcode email smtp sendgrid batch_notifier execution_summary"
+    " cors hadoop hdfs hive spark pig elasticsearch redshift bigquery s3 gcs kubernetes sge"
+    " ecs batch datadog prometheus logging task_history webhdfs mysql postgres DEFAULT".split()
+)
+
+
+@dataclass
+class Config:
+    """The configuration files found for one run: flow's own, and the parameter-default files
+    in precedence order (lowest first)."""
+
+    flow: Source | None = None
+    sources: list[Source] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[str]:
+        """Every file read, lowest precedence first."""
+        paths = [s.path for s in self.sources]
+        if self.flow is not None and self.flow.path not in paths:
+            paths.append(self.flow.path)
+        return paths
+
+    def option(self, name: str) -> Entry | None:
+        """flow's option default ``name`` (``keep-going``; ``keep_going`` is accepted too)."""
+        if self.flow is None:
+            return None
+        for key, entry in self.flow.options.items():
+            if key.replace("_", "-") == name:
+                return entry
+        return None
+
+    def lookup(self, section: str, pname: str) -> Entry | None:
+        """The setting of parameter ``pname`` in ``[section]`` that wins, or None."""
+        want = pname.lower()
+        for source in reversed(self.sources):
+            for key, entry in source.sections.get(section, {}).items():
+                if key.replace("-", "_").lower() == want:
+                    return entry
+        return None
+
+
+# -- finding and reading the files ------------------------------------------------------------
+def find_flow_config(start: str) -> tuple[str, str] | None:
+    """The nearest flow.toml, or pyproject.toml with a [tool.flow] table, at or above ``start``:
+    (path, text), or None."""
+    here = os.path.abspath(start)
+    while True:
+        for name in FLOW_NAMES:
+            path = os.path.join(here, name)
+            if not os.path.isfile(path):
+                continue
+            text = _read(path) if name == "flow.toml" else mentions_flow(path)
+            if text is not None and (name == "flow.toml" or _has_flow_table(path, text)):
+                return path, text
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def _read(path: str) -> str:
+    from .configfile import read_text
+
+    return read_text(path)
+
+
+def _has_flow_table(path: str, text: str) -> bool:
+    from .configfile import parse_toml
+
+    data, _ = parse_toml(path, text)
+    return isinstance(data.get("tool"), dict) and "flow" in data["tool"]
+
+
+def load_options(start: str) -> Config:
+    """flow's own configuration (option defaults), found from ``start``: the first step of a run,
+    before the Flowfile is known (``[tool.flow] flowfile`` may name it)."""
+    found = find_flow_config(start)
+    return Config(flow=read_flow_toml(*found) if found else None)
+
+
+def luigi_paths(flowfile_dir: str, invocation_dir: str) -> list[str]:
+    """Luigi's candidate files in precedence order (lowest first), existing or not."""
+    dirs = [SYSTEM_DIR, flowfile_dir]
+    if os.path.abspath(invocation_dir) != os.path.abspath(flowfile_dir):
+        dirs.append(invocation_dir)
+    return [os.path.join(os.path.abspath(d), name) for d in dirs for name in LUIGI_NAMES]
+
+
+def add_parameter_files(config: Config, flowfile_dir: str, invocation_dir: str) -> Config:
+    """Read the parameter-default files of a run into ``config``, in precedence order."""
+    for path in luigi_paths(flowfile_dir, invocation_dir):
+        if os.path.isfile(path):
+            config.sources.append(_read_luigi(path))
+    if config.flow is not None:
+        config.sources.append(config.flow)
+    env = os.environ.get("LUIGI_CONFIG_PATH")
+    if env:
+        if os.path.isfile(env):
+            config.sources.append(_read_luigi(os.path.abspath(env)))
+        else:
+            config.warnings.append(f"LUIGI_CONFIG_PATH names {env}, which is not a file; ignored")
+    return config
+
+
+def _read_luigi(path: str) -> Source:
+    """A Luigi file: TOML by its suffix (as Luigi chooses its parser), else INI."""
+    return read_luigi_toml(path) if path.endswith(".toml") else read_ini(path)
+
+
+def config_files(start: str, flowfile_dir: str, invocation_dir: str | None = None) -> list[str]:
+    """The configuration files a run from ``start`` would read (for the completion index key)."""
+    found = find_flow_config(start)
+    paths = [p for p in luigi_paths(flowfile_dir, invocation_dir or start) if os.path.isfile(p)]
+    if found:
+        paths.append(found[0])
+    env = os.environ.get("LUIGI_CONFIG_PATH")
+    if env and os.path.isfile(env):
+        paths.append(os.path.abspath(env))
+    return paths
+
+
+# -- parameter defaults -----------------------------------------------------------------------
+def task_defaults(config: Config, tasks: list[Any]) -> dict[tuple[str, str], Any]:
+    """(task family, parameter) -> the configured value, parsed by the parameter's own type."""
+    out: dict[tuple[str, str], Any] = {}
+    if not any(s.sections for s in config.sources):
+        return out
+    for cls in tasks:
+        family = cls.task_family
+        for pname, param in cls.get_params():
+            entry = parameter_entry(config, family, pname, param)
+            if entry is not None:
+                out[(family, pname)] = parse_value(entry, param, family)
+    return out
+
+
+def parameter_entry(config: Config, family: str, pname: str, param: Any) -> Entry | None:
+    """The setting for a parameter: its task's section, else Luigi's ``config_path``."""
+    entry = config.lookup(family, pname)
+    path = getattr(param, "config_path", None)
+    if entry is None and isinstance(path, dict) and "section" in path and "name" in path:
+        entry = config.lookup(path["section"], path["name"])
+    return entry
+
+
+def parse_value(entry: Entry, param: Any, family: str) -> Any:
+    """A configured value parsed as the command line parses one, its errors naming the line."""
+    try:
+        return param.parse_cli(as_text(entry.value), family)
+    except ParameterError as exc:
+        raise ConfigError(f"{display(entry.where)}: {exc}") from None
+
+
+def as_text(value: Any) -> str:
+    """A TOML value as the command line would spell it (INI values are strings already)."""
+    import datetime
+    import json
+
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=str)
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    return str(value)
+
+
+def display(path: str) -> str:
+    """A path as messages show it: relative to the current directory when below it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+# -- the configuration of this run ------------------------------------------------------------
+_active = Config()
+
+
+def use(config: Config) -> None:
+    """Make ``config`` the one ``active_defaults`` answers from (the command line sets it)."""
+    global _active
+    _active = config
+
+
+def active_defaults(tasks: list[Any]) -> dict[tuple[str, str], Any]:
+    """The configured parameter defaults of this run for ``tasks`` (none outside the CLI)."""
+    return task_defaults(_active, tasks)
+
+
+# -- settings that name nothing ---------------------------------------------------------------
+def check(config: Config, tasks: list[Any]) -> list[str]:
+    """Warnings for settings that name no task or parameter of this Flowfile, with suggestions.
+
+    In Luigi's files only sections that look like one of the Flowfile's tasks are checked:
+    they also hold Luigi's own sections ([core], [worker], ...) and other programs' settings.
+    """
+    families = {cls.task_family: cls for cls in tasks}
+    by_path = _config_path_sections(tasks)
+    out = list(config.warnings)
+    for source in config.sources:
+        for section, entries in source.sections.items():
+            cls = families.get(section)
+            if cls is not None:
+                out += _unknown_keys(source, section, entries, cls, by_path.get(section, set()))
+            elif section not in by_path and not _container(section, entries, families):
+                out += _unknown_section(source, section, families)
+    for key, entry in config.flow.options.items() if config.flow else ():
+        if key.replace("_", "-") not in OPTIONS:
+            out.append(f"{display(entry.where)}: {_unknown('option', key, list(OPTIONS))}")
+    return out
+
+
+def _config_path_sections(tasks: list[Any]) -> dict[str, set[str]]:
+    """Sections named by parameters' Luigi ``config_path``, with the keys they read."""
+    out: dict[str, set[str]] = {}
+    for cls in tasks:
+        for _, param in cls.get_params():
+            path = getattr(param, "config_path", None)
+            if isinstance(path, dict) and "section" in path and "name" in path:
+                out.setdefault(path["section"], set()).add(path["name"].replace("-", "_").lower())
+    return out
+
+
+def _container(section: str, entries: dict[str, Entry], families: dict[str, Any]) -> bool:
+    """A TOML table that only holds others (``[examples]`` above ``[examples.Foo]``)."""
+    if any(f.startswith(section + ".") for f in families):
+        return True
+    return bool(entries) and all(isinstance(e.value, dict) for e in entries.values())
+
+
+def _unknown_keys(
+    source: Source, section: str, entries: dict[str, Entry], cls: Any, extra: set[str]
+) -> list[str]:
+    from .task import _unknown_param_message
+
+    names = {n.lower() for n, _ in cls.get_params()} | extra
+    out = []
+    for key, entry in entries.items():
+        norm = key.replace("-", "_").lower()
+        nested = isinstance(entry.value, dict) and f"{section}.{key}" in source.sections
+        if norm in names or entry.inherited or nested:
+            continue
+        message = _unknown_param_message(cls, norm)
+        out.append(f"{display(entry.where)}: {message} in [{section}]; the setting is ignored")
+    return out
+
+
+def _unknown_section(source: Source, section: str, families: dict[str, Any]) -> list[str]:
+    """A warning for a section that looks like a task of this Flowfile but names none."""
+    import difflib
+
+    if source.kind == "luigi" and section in LUIGI_SECTIONS:
+        return []
+    names = list(families)
+    loose = _loose(section)
+    close = [f for f in names if loose in (_loose(f), _loose(f.rsplit(".", 1)[-1]))]
+    close = close or difflib.get_close_matches(section, names, n=3, cutoff=0.8)
+    if not close and source.kind == "luigi":
+        return []  # another program's section, or Luigi's: not ours to judge
+    hint = f"; did you mean [{'], ['.join(close)}]?" if close else ""
+    listing = f" (tasks: {', '.join(names)})" if names and not close else ""
+    return [
+        f"{display(source.header(section))}: [{section}] names no task of this Flowfile, "
+        f"so its settings are ignored{hint}{listing}"
+    ]
+
+
+def _unknown(what: str, name: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name.replace("_", "-"), known, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"unknown {what} '{name}' in [tool.flow], ignored{hint} (known: {', '.join(known)})"
+
+
+def _loose(name: str) -> str:
+    return name.replace("-", "").replace("_", "").lower()
