@@ -355,3 +355,18 @@ def test_flow_json_output_stays_a_single_document_with_a_config(project):
     _ported(project, "[SquaredNumber]\nn = 4\n")
     code, doc = project.run_json("-n", "SquaredNumbers")
     assert code == 0 and json.dumps(doc)
+
+
+def test_watch_mode_rereads_an_edited_configuration_file(project):
+    """flow -w: saving luigi.cfg with a new default re-plans with it (params-changed)."""
+    from test_watch import Watcher, _save
+
+    _ported(project, "[SquaredNumbers]\nn = 2\n")
+    w = Watcher(project, "SquaredNumbers")
+    project.started.append(w)
+    w.wait_for(lambda: w.count("flow: watching") >= 1, "the first build")
+    assert project.read("out/squares.txt").splitlines()[-1] == "2: 4"
+    _save(project.root / "luigi.cfg", "[SquaredNumbers]\nn = 3\n")
+    w.wait_for(lambda: w.count("flow: watching") >= 2, "the rebuild after the edit")
+    assert project.read("out/squares.txt").splitlines()[-1] == "3: 9"
+    assert w.count("luigi.cfg changed") == 1

@@ -51,6 +51,8 @@ class Config:
     flow: Source | None = None
     sources: list[Source] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Where the files were looked for: (start, Flowfile's directory, invocation directory).
+    origin: tuple[str, str, str] | None = None
 
     @property
     def files(self) -> list[str]:
@@ -115,7 +117,8 @@ def load_options(start: str) -> Config:
     """flow's own configuration (option defaults), found from ``start``: the first step of a run,
     before the Flowfile is known (``[tool.flow] flowfile`` may name it)."""
     found = find_flow_config(start)
-    return Config(flow=read_flow_toml(*found) if found else None)
+    start = os.path.abspath(start)
+    return Config(flow=read_flow_toml(*found) if found else None, origin=(start, start, start))
 
 
 def luigi_paths(flowfile_dir: str, invocation_dir: str) -> list[str]:
@@ -128,6 +131,8 @@ def luigi_paths(flowfile_dir: str, invocation_dir: str) -> list[str]:
 
 def add_parameter_files(config: Config, flowfile_dir: str, invocation_dir: str) -> Config:
     """Read the parameter-default files of a run into ``config``, in precedence order."""
+    start = config.origin[0] if config.origin else os.path.abspath(invocation_dir)
+    config.origin = (start, os.path.abspath(flowfile_dir), os.path.abspath(invocation_dir))
     for path in luigi_paths(flowfile_dir, invocation_dir):
         if os.path.isfile(path):
             config.sources.append(_read_luigi(path))
@@ -226,6 +231,20 @@ def use(config: Config) -> None:
 def active_defaults(tasks: list[Any]) -> dict[tuple[str, str], Any]:
     """The configured parameter defaults of this run for ``tasks`` (none outside the CLI)."""
     return task_defaults(_active, tasks)
+
+
+def active_files() -> list[str]:
+    """The configuration files of this run (watch mode watches them)."""
+    return _active.files
+
+
+def refresh() -> None:
+    """Read this run's configuration files again (watch mode, after one changed); the option
+    defaults the run started with stay."""
+    if _active.origin is None:
+        return
+    start, flowfile_dir, invocation_dir = _active.origin
+    use(add_parameter_files(load_options(start), flowfile_dir, invocation_dir))
 
 
 # -- settings that name nothing ---------------------------------------------------------------
