@@ -61,8 +61,7 @@ def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
     "--jobs",
     type=click.IntRange(min=0),
     default=1,
-    show_default=True,
-    help="Run up to N tasks at once (0: one per CPU).",
+    help="Run up to N tasks at once (0: one per CPU; default: 1, or [tool.flow] jobs).",
 )
 @click.option(
     "-k",

@@ -16,7 +16,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .configfile import Entry, Source, mentions_flow, read_flow_toml, read_ini, read_luigi_toml
+from .configfile import (
+    Entry,
+    Source,
+    display,
+    mentions_flow,
+    read_flow_toml,
+    read_ini,
+    read_luigi_toml,
+)
 from .errors import ConfigError, ParameterError
 
 SYSTEM_DIR = "/etc/luigi"
@@ -210,12 +218,6 @@ def as_text(value: Any) -> str:
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
     return str(value)
-
-
-def display(path: str) -> str:
-    """A path as messages show it: relative to the current directory when below it."""
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
 
 
 # -- the configuration of this run ------------------------------------------------------------

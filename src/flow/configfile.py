@@ -46,6 +46,12 @@ class Source:
         return f"{self.path}:{line}" if line else self.path
 
 
+def display(path: str) -> str:
+    """A path as messages show it: relative to the current directory when below it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def read_text(path: str) -> str:
     """The file's text; an unreadable file is a ConfigError naming it."""
     try:
@@ -53,10 +59,10 @@ def read_text(path: str) -> str:
             return f.read()
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"{path}: not UTF-8 text ({exc.reason}); fix or remove the file"
+            f"{display(path)}: not UTF-8 text ({exc.reason}); fix or remove the file"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the file: {exc.strerror}") from None
+        raise ConfigError(f"{display(path)}: cannot read the file: {exc.strerror}") from None
 
 
 # -- INI (luigi.cfg) ----------------------------------------------------------------------------
@@ -94,7 +100,7 @@ def read_ini(path: str, kind: str = "luigi") -> Source:
     try:
         parser.read_string(text, source=path)
     except configparser.Error as exc:
-        raise ConfigError(_ini_message(path, exc)) from None
+        raise ConfigError(_ini_message(path, text, exc)) from None
     headers, keys = _scan_ini(text)
     source = Source(path, kind, headers=headers)
     own_default = set(parser.defaults())
@@ -106,31 +112,31 @@ def read_ini(path: str, kind: str = "luigi") -> Source:
             try:
                 value = parser.get(section, key)
             except configparser.Error as exc:
-                where = keys.get((section, key)) or keys.get(("DEFAULT", key))
-                raise ConfigError(
-                    f"{path}:{where}: {exc.message}" if where else f"{path}: {exc.message}"
-                ) from None
+                line = keys.get((section, key)) or keys.get(("DEFAULT", key))
+                where = f"{display(path)}:{line}" if line else display(path)
+                hint = "" if "environment" in exc.message else " (write %% for a literal %)"
+                raise ConfigError(f"{where}: {exc.message}{hint}") from None
             line = keys.get((section, key)) if key in own else keys.get(("DEFAULT", key))
             entries[key] = Entry(value, path, line, inherited=key not in own)
         source.sections[section] = entries
     return source
 
 
-def _ini_message(path: str, exc: Exception) -> str:
+def _ini_message(path: str, text: str, exc: Exception) -> str:
     """configparser's error as ``path:line: what``, with one line of advice."""
     line = getattr(exc, "lineno", None)
     errors = getattr(exc, "errors", None)
     what = type(exc).__name__
     if errors:
-        line, text = errors[0]
-        what = f"cannot parse {text.strip()!r}"
+        line = errors[0][0]
+        what = f"cannot parse {text.splitlines()[line - 1].strip()!r}"
     elif what == "MissingSectionHeaderError":
         what = "a setting before any [section] header"
     elif what == "DuplicateSectionError":
         what = f"section [{getattr(exc, 'section', '?')}] appears twice"
     elif what == "DuplicateOptionError":
         what = f"{getattr(exc, 'option', '?')} is set twice in [{getattr(exc, 'section', '?')}]"
-    where = f"{path}:{line}" if line else path
+    where = f"{display(path)}:{line}" if line else display(path)
     return f"{where}: {what}; fix the file (INI: [Section] headers, then key = value lines)"
 
 
@@ -167,9 +173,9 @@ def parse_toml(
         message = str(exc)
         match = re.search(r"\(at line (\d+), column \d+\)$", message)
         if match:
-            message = f"{path}:{match.group(1)}: {message[: match.start()].strip()}"
+            message = f"{display(path)}:{match.group(1)}: {message[: match.start()].strip()}"
         else:
-            message = f"{path}: {message}"
+            message = f"{display(path)}: {message}"
         raise ConfigError(f"{message}; fix the TOML") from None
     return data, _scan_toml(text)
 
@@ -259,13 +265,13 @@ def read_flow_toml(path: str, text: str) -> Source:
     table = data.get("tool", {}).get("flow", {}) if base else data
     source = Source(path, "flow", options_line=lines.get(base))
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [tool.flow] must be a table; fix the TOML")
+        raise ConfigError(f"{display(path)}: [tool.flow] must be a table; fix the TOML")
     for key, value in table.items():
         where = lines.get((*base, key)) or lines.get(base)
         if key == "tasks":
             if not isinstance(value, dict):
                 raise ConfigError(
-                    f"{path}:{where}: tasks must be a table of tables, "
+                    f"{display(path)}:{where}: tasks must be a table of tables, "
                     "e.g. [tool.flow.tasks.SquaredNumbers] with n = 20"
                 )
             add_sections(source, value, (*base, "tasks"), lines)
@@ -287,4 +293,4 @@ def mentions_flow(path: str) -> str | None:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; fix the file") from None
+        raise ConfigError(f"{display(path)}: not UTF-8 text; fix the file") from None
