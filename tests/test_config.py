@@ -4,6 +4,7 @@ the command line, count for identity and staleness, and say where each setting c
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from conftest import SEED
 from test_completion import complete
@@ -370,3 +371,36 @@ def test_watch_mode_rereads_an_edited_configuration_file(project):
     w.wait_for(lambda: w.count("flow: watching") >= 2, "the rebuild after the edit")
     assert project.read("out/squares.txt").splitlines()[-1] == "3: 9"
     assert w.count("luigi.cfg changed") == 1
+
+
+def test_precedence_machine_then_flowfile_dir_then_cwd_then_flow_file_then_env(
+    tmp_path, monkeypatch
+):
+    """Each file beats the ones before it: /etc/luigi < beside the Flowfile < the current
+    directory < [tool.flow.tasks] < LUIGI_CONFIG_PATH."""
+    from flow import config
+
+    etc, proj = tmp_path / "etc", tmp_path / "proj"
+    sub = proj / "sub"
+    files = {
+        etc / "luigi.cfg": "[T]\na = etc\nb = etc\nc = etc\nd = etc\ne = etc\n",
+        proj / "luigi.cfg": "[T]\nb = proj\nc = proj\nd = proj\ne = proj\n",
+        sub / "luigi.toml": '[T]\nc = "cwd"\nd = "cwd"\ne = "cwd"\n',
+        proj / "pyproject.toml": '[tool.flow.tasks.T]\nd = "flow"\ne = "flow"\n',
+        tmp_path / "env.cfg": "[T]\ne = env\n",
+    }
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    monkeypatch.setattr(config, "SYSTEM_DIR", str(etc))
+    monkeypatch.setenv("LUIGI_CONFIG_PATH", str(tmp_path / "env.cfg"))
+    found = config.add_parameter_files(config.load_options(str(sub)), str(proj), str(sub))
+    values = {k: found.lookup("T", k).value for k in "abcde"}  # type: ignore[union-attr]
+    assert values == {"a": "etc", "b": "proj", "c": "cwd", "d": "flow", "e": "env"}
+    assert [p.relative_to(tmp_path).as_posix() for p in map(Path, found.files)] == [
+        "etc/luigi.cfg",
+        "proj/luigi.cfg",
+        "proj/sub/luigi.toml",
+        "proj/pyproject.toml",
+        "env.cfg",
+    ]
