@@ -252,13 +252,15 @@ def _load(opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> tuple[Any
     line left out (it may name the Flowfile), then the parameter-default files are read."""
     from . import config as cfg
     from .flowfile import find_flowfile, from_module, load_flowfile, load_module
-    from .settings import apply_options
 
     invocation_dir = os.getcwd()
     module = obj.get("module")
     script = getattr(module, "__file__", None) if module is not None else opts["flowfile"]
     config = cfg.load_options(os.path.dirname(os.path.abspath(script)) if script else ".")
-    apply_options(config, opts, obj.get("given", frozenset()))
+    if config.flow is not None:
+        from .settings import apply_options
+
+        apply_options(config, opts, obj.get("given", frozenset()))
     if module is not None:
         flowfile = from_module(module)
         os.chdir(flowfile.root)

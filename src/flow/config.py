@@ -13,19 +13,15 @@ Option defaults (``jobs``, ``keep-going``, ...) come from flow's file alone.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .configfile import (
-    Entry,
-    Source,
-    display,
-    mentions_flow,
-    read_flow_toml,
-    read_ini,
-    read_luigi_toml,
-)
 from .errors import ConfigError, ParameterError
+
+if TYPE_CHECKING:
+    from .configfile import Entry, Source
+
+# Reading a file (configfile.py, tomllib, configparser) is imported only once one exists: a
+# project without configuration pays a few stat calls and this module, nothing more.
 
 SYSTEM_DIR = "/etc/luigi"
 LUIGI_NAMES = ("luigi.cfg", "luigi.toml")
@@ -51,16 +47,18 @@ LUIGI_SECTIONS = frozenset(
 )
 
 
-@dataclass
 class Config:
     """The configuration files found for one run: flow's own, and the parameter-default files
     in precedence order (lowest first)."""
 
-    flow: Source | None = None
-    sources: list[Source] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    # Where the files were looked for: (start, Flowfile's directory, invocation directory).
-    origin: tuple[str, str, str] | None = None
+    def __init__(
+        self, flow: Source | None = None, origin: tuple[str, str, str] | None = None
+    ) -> None:
+        self.flow = flow
+        self.sources: list[Source] = []
+        self.warnings: list[str] = []
+        # Where the files were looked for: (start, Flowfile's directory, invocation directory).
+        self.origin = origin
 
     @property
     def files(self) -> list[str]:
@@ -99,7 +97,7 @@ def find_flow_config(start: str) -> tuple[str, str] | None:
             path = os.path.join(here, name)
             if not os.path.isfile(path):
                 continue
-            text = _read(path) if name == "flow.toml" else mentions_flow(path)
+            text = _read(path) if name == "flow.toml" else _mentions_flow(path)
             if text is not None and (name == "flow.toml" or _has_flow_table(path, text)):
                 return path, text
         parent = os.path.dirname(here)
@@ -114,6 +112,12 @@ def _read(path: str) -> str:
     return read_text(path)
 
 
+def _mentions_flow(path: str) -> str | None:
+    from .configfile import mentions_flow
+
+    return mentions_flow(path)
+
+
 def _has_flow_table(path: str, text: str) -> bool:
     from .configfile import parse_toml
 
@@ -126,7 +130,11 @@ def load_options(start: str) -> Config:
     before the Flowfile is known (``[tool.flow] flowfile`` may name it)."""
     found = find_flow_config(start)
     start = os.path.abspath(start)
-    return Config(flow=read_flow_toml(*found) if found else None, origin=(start, start, start))
+    if found is None:
+        return Config(origin=(start, start, start))
+    from .configfile import read_flow_toml
+
+    return Config(flow=read_flow_toml(*found), origin=(start, start, start))
 
 
 def luigi_paths(flowfile_dir: str, invocation_dir: str) -> list[str]:
@@ -157,6 +165,8 @@ def add_parameter_files(config: Config, flowfile_dir: str, invocation_dir: str) 
 
 def _read_luigi(path: str) -> Source:
     """A Luigi file: TOML by its suffix (as Luigi chooses its parser), else INI."""
+    from .configfile import read_ini, read_luigi_toml
+
     return read_luigi_toml(path) if path.endswith(".toml") else read_ini(path)
 
 
@@ -198,6 +208,8 @@ def parameter_entry(config: Config, family: str, pname: str, param: Any) -> Entr
 
 def parse_value(entry: Entry, param: Any, family: str) -> Any:
     """A configured value parsed as the command line parses one, its errors naming the line."""
+    from .configfile import display
+
     try:
         return param.parse_cli(as_text(entry.value), family)
     except ParameterError as exc:
@@ -256,6 +268,10 @@ def check(config: Config, tasks: list[Any]) -> list[str]:
     In Luigi's files only sections that look like one of the Flowfile's tasks are checked:
     they also hold Luigi's own sections ([core], [worker], ...) and other programs' settings.
     """
+    if config.flow is None and not config.sources:
+        return list(config.warnings)
+    from .configfile import display
+
     families = {cls.task_family: cls for cls in tasks}
     by_path = _config_path_sections(tasks)
     out = list(config.warnings)
@@ -293,6 +309,7 @@ def _container(section: str, entries: dict[str, Entry], families: dict[str, Any]
 def _unknown_keys(
     source: Source, section: str, entries: dict[str, Entry], cls: Any, extra: set[str]
 ) -> list[str]:
+    from .configfile import display
     from .task import _unknown_param_message
 
     names = {n.lower() for n, _ in cls.get_params()} | extra
@@ -310,6 +327,8 @@ def _unknown_keys(
 def _unknown_section(source: Source, section: str, families: dict[str, Any]) -> list[str]:
     """A warning for a section that looks like a task of this Flowfile but names none."""
     import difflib
+
+    from .configfile import display
 
     if source.kind == "luigi" and section in LUIGI_SECTIONS:
         return []

@@ -7,8 +7,8 @@ import json
 import os
 from typing import Any
 
-from .config import NOT_YET, OPTIONS, Config, display, parameter_entry, parse_value
-from .configfile import Entry
+from .config import NOT_YET, OPTIONS, Config, parameter_entry, parse_value
+from .configfile import Entry, display
 from .errors import ConfigError
 
 # [tool.flow] name -> the click option it gives a default to (cache and serve have none yet).
