@@ -9,37 +9,46 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
 
+# Plain classes rather than dataclasses, and patterns compiled on first use (re caches them):
+# this module is loaded on every run that has a configuration file, so its import stays cheap.
 
-@dataclass(frozen=True)
+
 class Entry:
-    """One setting as written: its value (a string from INI, typed from TOML) and its place."""
+    """One setting as written: its value (a string from INI, typed from TOML) and its place.
+    ``inherited`` marks an INI [DEFAULT] key seen through another section."""
 
-    value: Any
-    path: str
-    line: int | None = None
-    # Set for an INI [DEFAULT] key seen through another section: it names no parameter there.
-    inherited: bool = False
+    __slots__ = ("value", "path", "line", "inherited")
+
+    def __init__(self, value: Any, path: str, line: int | None = None, inherited: bool = False):
+        self.value = value
+        self.path = path
+        self.line = line
+        self.inherited = inherited
+
+    def __repr__(self) -> str:
+        return f"Entry({self.value!r}, {self.where})"
 
     @property
     def where(self) -> str:
         return f"{self.path}:{self.line}" if self.line else self.path
 
 
-@dataclass
 class Source:
-    """A file that was read: ``sections`` maps a section name to its keys (as written)."""
+    """A file that was read: ``kind`` is "luigi" (luigi.cfg, luigi.toml, LUIGI_CONFIG_PATH) or
+    "flow" (pyproject.toml, flow.toml); ``sections`` maps a section name to its keys as written,
+    ``headers`` a section to its header's line, ``options`` holds flow's [tool.flow] keys."""
 
-    path: str
-    kind: str  # "luigi" (luigi.cfg, luigi.toml, LUIGI_CONFIG_PATH) or "flow" (pyproject, flow.toml)
-    sections: dict[str, dict[str, Entry]] = field(default_factory=dict)
-    headers: dict[str, int] = field(default_factory=dict)  # section -> line of its header
-    options: dict[str, Entry] = field(default_factory=dict)  # flow's [tool.flow] keys
-    options_line: int | None = None
+    def __init__(self, path: str, kind: str, options_line: int | None = None) -> None:
+        self.path = path
+        self.kind = kind
+        self.sections: dict[str, dict[str, Entry]] = {}
+        self.headers: dict[str, int] = {}
+        self.options: dict[str, Entry] = {}
+        self.options_line = options_line
 
     def header(self, section: str) -> str:
         line = self.headers.get(section)
@@ -66,7 +75,7 @@ def read_text(path: str) -> str:
 
 
 # -- INI (luigi.cfg) ----------------------------------------------------------------------------
-_ENV = re.compile(r"\$\{([^}]+)\}")
+_ENV = r"\$\{([^}]+)\}"
 
 
 def _interpolation() -> Any:
@@ -86,7 +95,7 @@ def _interpolation() -> Any:
                     )
                 return os.environ[match.group(1)]
 
-            return _ENV.sub(env, value)
+            return re.sub(_ENV, env, value)
 
     return LuigiInterpolation()
 
@@ -102,7 +111,8 @@ def read_ini(path: str, kind: str = "luigi") -> Source:
     except configparser.Error as exc:
         raise ConfigError(_ini_message(path, text, exc)) from None
     headers, keys = _scan_ini(text)
-    source = Source(path, kind, headers=headers)
+    source = Source(path, kind)
+    source.headers = headers
     own_default = set(parser.defaults())
     for section in parser.sections():
         entries = {}
@@ -216,15 +226,15 @@ def add_sections(
         add_sections(source, value, base, lines, full)
 
 
-_KEY_PART = re.compile(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+)')
-_TOML_KEY = re.compile(
+_KEY_PART = r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+)'
+_TOML_KEY = (
     r"""\s*((?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)"""
     r"""(?:\s*\.\s*(?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+))*)\s*="""
 )
 
 
 def _key_path(text: str) -> tuple[str, ...]:
-    return tuple(a or b or c for a, b, c in _KEY_PART.findall(text))
+    return tuple(a or b or c for a, b, c in re.findall(_KEY_PART, text))
 
 
 def _scan_toml(text: str) -> dict[tuple[str, ...], int]:
@@ -248,7 +258,7 @@ def _scan_toml(text: str) -> dict[tuple[str, ...], int]:
             table = _key_path(stripped[1 : stripped.find("]")])
             out.setdefault(table, number)
         else:
-            match = _TOML_KEY.match(line)
+            match = re.match(_TOML_KEY, line)
             if match:
                 out.setdefault((*table, *_key_path(match.group(1))), number)
         for quote in ('"""', "'''"):
