@@ -404,3 +404,35 @@ def test_precedence_machine_then_flowfile_dir_then_cwd_then_flow_file_then_env(
         "proj/pyproject.toml",
         "env.cfg",
     ]
+
+
+def test_a_relative_luigi_config_path_and_luigi_cfg_are_found_from_where_flow_starts(project):
+    """From a subdirectory: its luigi.cfg beats the Flowfile's, and a relative
+    LUIGI_CONFIG_PATH is taken from there, though flow changes into the Flowfile's directory."""
+    _ported(project, "[SquaredNumbers]\nn = 4\n")
+    project.write("sub/luigi.cfg", "[SquaredNumbers]\nn = 5\n")
+    project.write("sub/prod.cfg", "[SquaredNumbers]\nn = 6\n")
+    proc = project.run("-n", "SquaredNumbers", cwd=project.root / "sub")
+    assert "SquaredNumbers(n=5)" in proc.stdout, proc.stderr
+    proc = project.run(
+        "-n", "SquaredNumbers", cwd=project.root / "sub", env={"LUIGI_CONFIG_PATH": "prod.cfg"}
+    )
+    assert "SquaredNumbers(n=6)" in proc.stdout, proc.stderr
+
+
+def test_a_script_calling_flow_run_reads_the_luigi_cfg_beside_it(project):
+    """python pipeline.py (flow.run() in the script) takes luigi.cfg from the script's directory."""
+    import subprocess
+    import sys
+
+    project.write("pipeline.py", PORTED + "\nif __name__ == '__main__':\n    luigi.run()\n")
+    project.write("luigi.cfg", "[SquaredNumbers]\nn = 3\n")
+    proc = subprocess.run(
+        [sys.executable, "pipeline.py", "SquaredNumbers"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert project.read("out/squares.txt").splitlines()[-1] == "3: 9"

@@ -292,7 +292,10 @@ def _configured_flowfile(base: str) -> str | None:
     """The Flowfile that ``[tool.flow] flowfile`` names, if any."""
     from .config import load_options
 
-    entry = load_options(base).option("flowfile")
+    try:
+        entry = load_options(base).option("flowfile")
+    except Exception:  # a broken configuration: complete from the usual Flowfile
+        return None
     if entry is None or not isinstance(entry.value, str):
         return None
     return os.path.join(os.path.dirname(entry.path), entry.value)

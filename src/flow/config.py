@@ -154,13 +154,22 @@ def add_parameter_files(config: Config, flowfile_dir: str, invocation_dir: str) 
             config.sources.append(_read_luigi(path))
     if config.flow is not None:
         config.sources.append(config.flow)
-    env = os.environ.get("LUIGI_CONFIG_PATH")
+    env = _env_path(invocation_dir)
     if env:
         if os.path.isfile(env):
-            config.sources.append(_read_luigi(os.path.abspath(env)))
+            config.sources.append(_read_luigi(env))
         else:
-            config.warnings.append(f"LUIGI_CONFIG_PATH names {env}, which is not a file; ignored")
+            config.warnings.append(
+                f"LUIGI_CONFIG_PATH names {os.environ['LUIGI_CONFIG_PATH']}, "
+                "which is not a file; ignored"
+            )
     return config
+
+
+def _env_path(invocation_dir: str) -> str | None:
+    """``LUIGI_CONFIG_PATH``, a relative one taken from where flow was started."""
+    env = os.environ.get("LUIGI_CONFIG_PATH")
+    return os.path.join(os.path.abspath(invocation_dir), env) if env else None
 
 
 def _read_luigi(path: str) -> Source:
@@ -176,9 +185,9 @@ def config_files(start: str, flowfile_dir: str, invocation_dir: str | None = Non
     paths = [p for p in luigi_paths(flowfile_dir, invocation_dir or start) if os.path.isfile(p)]
     if found:
         paths.append(found[0])
-    env = os.environ.get("LUIGI_CONFIG_PATH")
+    env = _env_path(invocation_dir or start)
     if env and os.path.isfile(env):
-        paths.append(os.path.abspath(env))
+        paths.append(env)
     return paths
 
 
