@@ -211,11 +211,9 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         graph_fmt = "dot"
     flowfile, config = _load(opts, obj, reporter)
     if opts["show_config"]:
-        from .settings import describe, render
+        from .settings import show_config
 
-        given = obj.get("given", frozenset())
-        doc = describe(config, opts, given, flowfile, json_paths=opts["json_mode"])
-        reporter.text(render(doc, opts["json_mode"]))
+        reporter.text(show_config(config, opts, obj.get("given", frozenset()), flowfile))
         return 0
     if opts["list_"]:
         names = [t for t in tokens if not t.startswith("-") and "=" not in t]

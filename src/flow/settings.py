@@ -80,6 +80,12 @@ def apply_options(config: Config, opts: dict[str, Any], given: frozenset[str]) -
 
 
 # -- flow --show-config ---------------------------------------------------------------------------
+def show_config(config: Config, opts: dict[str, Any], given: frozenset[str], flowfile: Any) -> str:
+    """The text (or, with --json, the document) that ``flow --show-config`` prints."""
+    doc = describe(config, opts, given, flowfile, json_paths=opts["json_mode"])
+    return render(doc, opts["json_mode"])
+
+
 def describe(
     config: Config,
     opts: dict[str, Any],
