@@ -436,3 +436,25 @@ def test_a_script_calling_flow_run_reads_the_luigi_cfg_beside_it(project):
     )
     assert proc.returncode == 0, proc.stderr
     assert project.read("out/squares.txt").splitlines()[-1] == "3: 9"
+
+
+def test_without_configuration_files_no_parser_is_imported(project):
+    """A run in a project without configuration files pays a few stat calls: neither tomllib,
+    configparser nor the file reader is imported (start-up stays light)."""
+    import subprocess
+    import sys
+
+    project.flowfile(SEED)
+    assert project.run("PrintNumbers").returncode == 0
+    code = (
+        "import sys, json\n"
+        "from flow.cli import main\n"
+        "try:\n    main(['-q', 'PrintNumbers'])\nexcept SystemExit as e:\n    code = e.code\n"
+        "print(json.dumps([code, sorted(sys.modules)]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=project.root, capture_output=True, text=True
+    )
+    status, loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert status == 0
+    assert not {"tomllib", "configparser", "flow.configfile", "flow.settings"} & set(loaded)
