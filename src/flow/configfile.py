@@ -177,6 +177,8 @@ def parse_toml(
     import tomllib
 
     text = read_text(path) if text is None else text
+    if _last_toml[0] == (path, text):  # pyproject.toml: first asked "has [tool.flow]?", then read
+        return _last_toml[1]
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -187,7 +189,11 @@ def parse_toml(
         else:
             message = f"{display(path)}: {message}"
         raise ConfigError(f"{message}; fix the TOML") from None
-    return data, _scan_toml(text)
+    _last_toml[:] = [(path, text), (data, _scan_toml(text))]
+    return _last_toml[1]  # type: ignore[no-any-return]
+
+
+_last_toml: list[Any] = [None, None]
 
 
 def read_luigi_toml(path: str) -> Source:
