@@ -458,3 +458,12 @@ def test_without_configuration_files_no_parser_is_imported(project):
     status, loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert status == 0
     assert not {"tomllib", "configparser", "flow.configfile", "flow.settings"} & set(loaded)
+
+
+def test_a_tool_flow_table_in_flow_toml_is_a_warning_that_says_where_keys_go(project):
+    """flow.toml holds [tool.flow]'s keys at its top level; a copied [tool.flow] is named."""
+    project.flowfile(SEED)
+    project.write("flow.toml", "[tool.flow]\njobs = 2\n")
+    proc = project.run("-n", "PrintNumbers")
+    assert proc.returncode == 0
+    assert "flow.toml:1" in proc.stderr and "top level" in proc.stderr

@@ -35,7 +35,12 @@ def unknown_settings(config: Config, tasks: list[Any]) -> list[str]:
             elif section not in by_path and not _container(section, entries, families):
                 out += _unknown_section(source, section, families)
     for key, entry in config.flow.options.items() if config.flow else ():
-        if key.replace("_", "-") not in OPTIONS:
+        if key == "tool" and isinstance(entry.value, dict) and "flow" in entry.value:
+            out.append(
+                f"{display(entry.where)}: [tool.flow] in flow.toml is ignored: there its keys "
+                "go at the top level (jobs = 2, [tasks.NAME])"
+            )
+        elif key.replace("_", "-") not in OPTIONS:
             out.append(f"{display(entry.where)}: {_unknown('option', key, list(OPTIONS))}")
     return out
 

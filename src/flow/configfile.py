@@ -283,7 +283,10 @@ def read_flow_toml(path: str, text: str) -> Source:
     if not isinstance(table, dict):
         raise ConfigError(f"{display(path)}: [tool.flow] must be a table; fix the TOML")
     for key, value in table.items():
-        where = lines.get((*base, key)) or lines.get(base)
+        path_of_key = (*base, key)
+        # A key may appear only inside a header ([tool.flow.tasks.X] for "tasks"): its first line.
+        below = [n for p, n in lines.items() if p[: len(path_of_key)] == path_of_key]
+        where = min(below) if below else lines.get(base)
         if key == "tasks":
             if not isinstance(value, dict):
                 raise ConfigError(
