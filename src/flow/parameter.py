@@ -66,7 +66,7 @@ class Parameter:
         significant: bool = True,
         positional: bool = True,
         visibility: ParameterVisibility | int = ParameterVisibility.PUBLIC,
-        **_ignored: Any,  # Luigi keywords flow does not use (config_path, batch_method)
+        **_ignored: Any,  # Luigi keywords flow does not use (batch_method, ...)
     ) -> None:
         self._order = next(_counter)
         self.description = description
@@ -82,6 +82,8 @@ class Parameter:
         self.private = self.visibility == ParameterVisibility.PRIVATE
         self.name = ""
         self._default = default
+        # Luigi's {"section": ..., "name": ...}: where else configuration may set this parameter.
+        self.config_path = _ignored.get("config_path")
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
