@@ -7,8 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -362,7 +360,7 @@ class Tree(flow.Task):
 
 
 class _Unprivileged(Project):
-    """A project whose `flow` runs as ``prefix`` (setpriv to nobody) in a directory it can reach."""
+    """A project whose `flow` runs under ``prefix`` (setpriv, root without its capabilities)."""
 
     prefix: list[str] = []
 
@@ -378,16 +376,22 @@ class _Unprivileged(Project):
 
 
 @pytest.fixture
-def unprivileged():
+def unprivileged(tmp_path):
     """A project whose `flow` lacks root's power to read anything (chmod 000 means nothing to
-    root): run as `nobody` through setpriv when the tests run as root, else as we are."""
-    project = _Unprivileged(Path(tempfile.mkdtemp(prefix="flow-unreadable-")))
+    root): when the tests run as root, flow runs as root without its capabilities (setpriv
+    drops them all), so the permission bits bind it like any owner. It stays root, so it can
+    still import flow from wherever the checkout and its virtual environment are."""
+    project = _Unprivileged(tmp_path)
     if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: cannot make a file unreadable")
-        project.prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    # tmp_path's parents are private to root: nobody needs a directory it can reach and write.
-    os.chmod(project.root, 0o777)
+        prefix = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all"]
+        probe = (
+            subprocess.run([*prefix, "true"], capture_output=True)
+            if shutil.which("setpriv")
+            else None
+        )
+        if probe is None or probe.returncode != 0:
+            pytest.skip("running as root without a setpriv that can drop capabilities")
+        project.prefix = prefix
     yield project
     subprocess.run(["chmod", "-R", "u+rwx", str(project.root)], check=False)
     shutil.rmtree(project.root, ignore_errors=True)
