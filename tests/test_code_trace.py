@@ -317,3 +317,46 @@ def test_record_from_before_code_maps_is_code_changed(project):
     assert code_details(project) == ["code of T changed"]
     assert project.ran("T") == ["T()"]
     assert project.run("--check", "T").returncode == 0
+
+
+def _chains_by_dis(code):
+    """What code_chains reads from raw bytecode, by way of `dis` (the reference)."""
+    import dis
+    from types import CodeType
+
+    chains, name, attrs = [], None, []
+    for ins in dis.get_instructions(code):
+        if name is not None and ins.opname in ("LOAD_ATTR", "LOAD_METHOD"):
+            attrs.append(ins.argval)
+            continue
+        if name is not None:
+            chains.append((name, tuple(attrs)))
+        name, attrs = (ins.argval, []) if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") else (None, [])
+    if name is not None:
+        chains.append((name, tuple(attrs)))
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            chains += _chains_by_dis(const)
+    return chains
+
+
+def test_bytecode_reader_agrees_with_dis_on_flows_own_code():
+    """code_chains reads the bytecode directly for speed: it must say what `dis` says."""
+    import importlib
+    import pkgutil
+    from types import FunctionType
+
+    import flow
+    from flow.codesource import code_chains
+
+    codes = []
+    for info in pkgutil.walk_packages(flow.__path__, "flow."):
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            for fn in [value, *vars(value).values()] if isinstance(value, type) else [value]:
+                if isinstance(fn, FunctionType) and fn.__module__ == module.__name__:
+                    codes.append(fn.__code__)
+    assert len(codes) > 300
+    for code in codes:
+        assert code_chains(code) == _chains_by_dis(code), code
+    assert any(len(attrs) > 1 for code in codes for _, attrs in code_chains(code))
