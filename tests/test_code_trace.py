@@ -3,7 +3,12 @@ methods reference, transitively, and names what changed."""
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -360,3 +365,101 @@ def test_bytecode_reader_agrees_with_dis_on_flows_own_code():
     for code in codes:
         assert code_chains(code) == _chains_by_dis(code), code
     assert any(len(attrs) > 1 for code in codes for _, attrs in code_chains(code))
+
+
+# -- the seed's command lines: -m/--module ------------------------------------------------------
+
+SEED_SCRIPT = """
+import flow as luigi
+
+class PrintNumbers(luigi.Task):
+    n = luigi.IntParameter(default=10)
+    def output(self):
+        return luigi.LocalTarget(f"out/numbers_upto_{self.n}.txt")
+    def run(self):
+        with self.output().open("w") as f:
+            for i in range(1, self.n + 1):
+                f.write(f"{i}\\n")
+
+class SquaredNumbers(luigi.Task):
+    \"\"\"Square every number up to n.\"\"\"
+    n = luigi.IntParameter(default=10)
+    def requires(self):
+        return [PrintNumbers(n=self.n)]
+    def output(self):
+        return luigi.LocalTarget("out/squares.txt")
+    def run(self):
+        with self.input()[0].open() as fin, self.output().open("w") as fout:
+            for line in fin:
+                k = int(line)
+                fout.write(f"{k}: {k * k}\\n")
+
+if __name__ == "__main__":
+    luigi.run()
+"""
+
+# The console script users type: its own directory, not the current one, is first on sys.path
+# (`python -m flow` would hide a module lookup that misses the current directory).
+FLOW_SCRIPT = str(Path(sys.executable).with_name("flow"))
+FORMS = {
+    "python-script": [sys.executable, "run_luigi.py"],
+    "m-file": [FLOW_SCRIPT, "-m", "run_luigi.py"],
+    "module-name": [FLOW_SCRIPT, "--module", "run_luigi"],
+}
+
+
+def seed_run(
+    project, form: str, *opts: str, n: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The seed's command line in one of its forms: flow's options, the task, `--n N`."""
+    argv = [*FORMS[form], *opts, "SquaredNumbers", "--local-scheduler"]
+    argv += ["--n", str(n)] if n is not None else []
+    return subprocess.run(
+        argv, cwd=project.root, capture_output=True, text=True, timeout=60, env=_env()
+    )
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "NO_COLOR": "1"}
+
+
+@pytest.mark.skipif(not os.path.exists(FLOW_SCRIPT), reason="no flow console script")
+@pytest.mark.parametrize("form", list(FORMS))
+def test_seed_pipeline_runs_in_each_command_form(project, form):
+    """`python run_luigi.py …`, `flow -m run_luigi.py …` and `flow --module run_luigi …` build
+    the seed; `--n 20` after the default rebuilds (params-changed)."""
+    project.write("run_luigi.py", SEED_SCRIPT)
+    proc = seed_run(project, form)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(project.read("out/squares.txt").splitlines()) == 10
+    assert seed_run(project, form, "--check").returncode == 0
+    proc = seed_run(project, form, "-n", "--json", n=20)
+    plan = {p["task"]: p for p in json.loads(proc.stdout)["plan"]}
+    assert plan["SquaredNumbers(n=20)"]["reasons"][0]["kind"] == "params-changed", plan
+    assert seed_run(project, form, n=20).returncode == 0
+    assert project.read("out/squares.txt").splitlines()[-1] == "20: 400"
+    assert seed_run(project, form, "--check", n=20).returncode == 0
+
+
+@pytest.mark.skipif(not os.path.exists(FLOW_SCRIPT), reason="no flow console script")
+def test_seed_built_by_one_form_is_up_to_date_in_the_others(project):
+    """The three forms import the same file under different module names (__main__,
+    run_luigi): the records, code included, are the same."""
+    project.write("run_luigi.py", SEED_SCRIPT)
+    assert seed_run(project, "python-script").returncode == 0
+    for form in ("m-file", "module-name"):
+        proc = seed_run(project, form, "--check")
+        assert proc.returncode == 0, form + proc.stdout + proc.stderr
+
+
+def test_module_that_cannot_be_found_names_what_was_tried(project):
+    """-m NAME looks in the current directory, then on sys.path; -m FILE.py needs the file."""
+    proc = subprocess.run(
+        [FLOW_SCRIPT, "-m", "nothere", "X"], cwd=project.root, capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert str(project.root / "nothere.py") in proc.stderr, proc.stderr
+    assert "sys.path" in proc.stderr and "Traceback" not in proc.stderr
+    proc = project.run("-m", "nothere.py", "X")
+    assert proc.returncode == 2
+    assert f"no such file {project.root / 'nothere.py'}" in proc.stderr, proc.stderr
