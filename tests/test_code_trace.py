@@ -90,8 +90,8 @@ def test_edited_function_in_an_imported_project_module_is_code_changed(project, 
 
 
 def test_transitive_reference_through_another_module_is_followed(project):
-    """run() calls a(), which calls b() in lib/mid.py, which calls c() in lib/deep.py."""
-    project.write("lib/__init__.py", "")
+    """run() calls a(), which calls b() in lib/mid.py, which calls c() in lib/deep.py (lib is a
+    namespace package: no __init__.py)."""
     project.write("lib/deep.py", "def c(x):\n    return x + 1\n")
     project.write("lib/mid.py", "from lib import deep\n\ndef b(x):\n    return deep.c(x) * 2\n")
     text = TRANSFORM.replace("FACTOR = 2", "import lib.mid\n\ndef a(x):\n    return lib.mid.b(x)")

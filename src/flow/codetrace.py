@@ -241,11 +241,20 @@ def resolve(namespace: dict[str, Any], chain: Chain, files: Any) -> Ref | None:
     for attr in attrs:
         if not isinstance(value, ModuleType):
             break
-        filename = getattr(value, "__file__", None)
+        filename = _module_file(value)
         if filename not in files or attr not in vars(value):
             return None  # an installed module, or a name it makes up on access
         value, label, home = vars(value)[attr], attr, filename
     return None if isinstance(value, ModuleType) else Ref(value, label, home)
+
+
+def _module_file(module: ModuleType) -> str | None:
+    """A module's file; for a namespace package (no ``__init__.py``), its first directory."""
+    filename = getattr(module, "__file__", None)
+    if isinstance(filename, str):
+        return filename
+    path = list(getattr(module, "__path__", None) or [])
+    return os.path.join(path[0], "") if path else None
 
 
 def _closure(fn: FunctionType) -> list[tuple[str, Any]]:
