@@ -30,6 +30,7 @@ from .codesource import (
     parse,
 )
 from .fingerprint import hash_bytes
+from .task import Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,7 @@ class Tracer:
         self._chains: dict[CodeType, list[Chain]] = {}
         self._previous, _memo = _memo, {}
 
-    def trace(self, cls: type, extra: str = "") -> list[tuple[str, str, str]]:
+    def trace(self, cls: type) -> list[tuple[str, str, str]]:
         """``(file, name, digest)`` of the project classes ``cls`` is made of and of everything
         they reach, in the order found; two things with one name share one digest."""
         found: dict[tuple[str, str], str] = {}
@@ -114,8 +115,6 @@ class Tracer:
         if isinstance(value, FunctionType):
             return self._function(value)
         if isinstance(value, type):
-            from .task import Task
-
             # A task class another task names is a dependency, not code it runs: its outputs
             # count as inputs (and early cutoff holds when it reruns with the same result).
             return None if issubclass(value, Task) else self._class(value)
