@@ -4,7 +4,7 @@
 
 Generates a project in a temp directory: ``mod0.py`` … ``mod9.py``, each with FUNCTIONS helper
 functions (each calling the next one and one in the next module, reading a module constant) and
-a ``Flowfile.py`` of ten task classes (one per module) with TASKS instances in all, each task's
+SPARE functions no task calls, and a ``Flowfile.py`` of ten task classes (one per module) with TASKS instances in all, each task's
 ``run()`` calling into its module. It builds once, then times ``flow`` (a no-op) RUNS times and
 prints the median, min and max wall time and the median CPU time (steadier on a loaded machine). Only the standard library is used here.
 """
@@ -23,7 +23,7 @@ import time
 BIN = os.path.dirname(sys.executable)
 
 
-def module_source(m: int, modules: int, functions: int) -> str:
+def module_source(m: int, modules: int, functions: int, spare: int = 0) -> str:
     nxt = (m + 1) % modules
     lines = [f"import mod{nxt}", "", f"SCALE = {m + 1}", f"NAMES = {list(range(20))!r}", ""]
     for f in range(functions):
@@ -37,6 +37,8 @@ def module_source(m: int, modules: int, functions: int) -> str:
             "    return y * len(NAMES)",
             "",
         ]
+    for f in range(spare):  # never called: an edit to them is no change, and costs nothing
+        lines += [f"def spare{f}(x):", f"    return x + {f}", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -71,6 +73,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--modules", type=int, default=10)
     p.add_argument("--functions", type=int, default=40)
+    p.add_argument("--spare", type=int, default=0, help="functions per module no task calls")
     p.add_argument("--tasks", type=int, default=1000)
     p.add_argument("--runs", type=int, default=5)
     args = p.parse_args()
@@ -78,7 +81,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as root:
         for m in range(args.modules):
             with open(os.path.join(root, f"mod{m}.py"), "w") as f:
-                f.write(module_source(m, args.modules, args.functions))
+                f.write(module_source(m, args.modules, args.functions, args.spare))
         with open(os.path.join(root, "Flowfile.py"), "w") as f:
             f.write(flowfile_source(args.modules, args.tasks))
         subprocess.run([flow, "-q"], cwd=root, check=True)
@@ -94,7 +97,8 @@ def main() -> int:
                 print(proc.stdout, proc.stderr, file=sys.stderr)
                 return 1
     print(
-        f"no-op, {args.modules} modules x {args.functions} functions, {args.tasks} tasks: "
+        f"no-op, {args.modules} modules x {args.functions} functions (+{args.spare} unused), "
+        f"{args.tasks} tasks: "
         f"median {statistics.median(times):.3f} s, min {min(times):.3f} s, "
         f"max {max(times):.3f} s; CPU (user + system) median {statistics.median(cpus):.3f} s "
         f"({args.runs} runs)"

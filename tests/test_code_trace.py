@@ -345,26 +345,50 @@ def _chains_by_dis(code):
     return chains
 
 
-def test_bytecode_reader_agrees_with_dis_on_flows_own_code():
-    """code_chains reads the bytecode directly for speed: it must say what `dis` says."""
+def _flows_own_code():
+    """The code objects of flow's own functions and methods: a large sample of real code."""
     import importlib
     import pkgutil
     from types import FunctionType
 
     import flow
-    from flow.codesource import code_chains
 
     codes = []
     for info in pkgutil.walk_packages(flow.__path__, "flow."):
         module = importlib.import_module(info.name)
         for value in vars(module).values():
             for fn in [value, *vars(value).values()] if isinstance(value, type) else [value]:
+                fn = getattr(fn, "__func__", fn)
                 if isinstance(fn, FunctionType) and fn.__module__ == module.__name__:
                     codes.append(fn.__code__)
     assert len(codes) > 300
+    return codes
+
+
+def test_bytecode_reader_agrees_with_dis_on_flows_own_code():
+    """code_chains reads the bytecode directly for speed: it must say what `dis` says."""
+    from flow.codesource import code_chains
+
+    codes = _flows_own_code()
     for code in codes:
         assert code_chains(code) == _chains_by_dis(code), code
     assert any(len(attrs) > 1 for code in codes for _, attrs in code_chains(code))
+
+
+def test_a_function_parsed_alone_hashes_as_in_its_whole_file():
+    """A function is parsed from its own lines (a large module is not parsed for one helper):
+    its tree must be the one the whole file gives, or none (then the whole file is used)."""
+    from flow.codesource import parse
+
+    alone = 0
+    for code in _flows_own_code():
+        source = parse(code.co_filename)
+        nodes = source._alone(code)
+        if nodes:
+            alone += 1
+            whole = source._whole().function(code)
+            assert [source.dump(n) for n in nodes] == [source.dump(n) for n in whole], code
+    assert alone > 300
 
 
 # -- the seed's command lines: -m/--module ------------------------------------------------------

@@ -7,6 +7,7 @@ import ast
 import dis
 import os
 import sys
+import textwrap
 from collections.abc import Iterable
 from types import CodeType, FunctionType
 from typing import Any
@@ -18,13 +19,71 @@ Chain = tuple[str, tuple[str, ...]]
 
 
 class Source:
-    """One project file, parsed once, docstrings removed: classes by qualified name, functions
-    (``def`` and ``lambda``) by the first line of their code (the first decorator's line)."""
+    """One project file as the code hash reads it, docstrings removed: a function alone, parsed
+    from its own lines; classes (and what a function's lines cannot give) from the whole file,
+    parsed once, the first time it is needed."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._lines: list[str] | None = None
+        self._tree: _Tree | None = None
+        self._functions: dict[tuple[int, str], list[ast.AST]] = {}
+        self._dumps: dict[ast.AST, str] = {}
+
+    @property
+    def classes(self) -> dict[str, list[ast.ClassDef]]:
+        """Class statements by qualified name (``Outer.Inner``, ``make.<locals>.Made``)."""
+        return self._whole().classes
+
+    def function(self, code: CodeType) -> list[ast.AST]:
+        """The ``def`` or ``lambda`` nodes that compiled to ``code``."""
+        key = (code.co_firstlineno, code.co_name)
+        if key not in self._functions:
+            self._functions[key] = self._alone(code) or self._whole().function(code)
+        return self._functions[key]
+
+    def dump(self, node: ast.AST) -> str:
+        """The syntax tree of ``node`` as text: no comments, layout or line numbers."""
+        if node not in self._dumps:  # keyed by the node itself (kept alive), not its id
+            self._dumps[node] = ast.dump(node, annotate_fields=False)
+        return self._dumps[node]
+
+    def _alone(self, code: CodeType) -> list[ast.AST]:
+        """A ``def`` parsed from its own lines, from the first decorator to the last line that
+        has code (what follows has none, so cannot change what it does); [] when those lines
+        are not a ``def`` by themselves (a lambda, an odd indentation)."""
+        if code.co_name == "<lambda>":
+            return []
+        if self._lines is None:
+            self._lines = self.data.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+        text = "".join(self._lines[code.co_firstlineno - 1 : _last_line(code)])
+        try:
+            tree = ast.parse(textwrap.dedent(text))
+        except (SyntaxError, ValueError):
+            return []
+        body = tree.body
+        if len(body) != 1 or getattr(body[0], "name", None) != code.co_name:
+            return []
+        _strip_docstrings(tree)
+        return [body[0]]
+
+    def _whole(self) -> _Tree:
+        if self._tree is None:
+            try:
+                module = ast.parse(self.data)
+            except (SyntaxError, ValueError):
+                module = ast.Module(body=[], type_ignores=[])
+            self._tree = _Tree(module)
+        return self._tree
+
+
+class _Tree:
+    """A whole parsed file: classes by qualified name, functions (``def`` and ``lambda``) by the
+    first line of their code (the first decorator's line)."""
 
     def __init__(self, tree: ast.Module) -> None:
         self.classes: dict[str, list[ast.ClassDef]] = {}
         self.functions: dict[int, list[ast.AST]] = {}
-        self._dumps: dict[int, str] = {}
         _strip_docstrings(tree)
         stack: list[tuple[str, ast.AST]] = [("", tree)]
         while stack:
@@ -44,28 +103,32 @@ class Source:
                     self.functions.setdefault(child.lineno, []).append(child)
                 stack.append((prefix, child))
 
-    def dump(self, node: ast.AST) -> str:
-        """The syntax tree of ``node`` as text: no comments, layout or line numbers."""
-        key = id(node)
-        if key not in self._dumps:
-            self._dumps[key] = ast.dump(node, annotate_fields=False)
-        return self._dumps[key]
-
     def function(self, code: CodeType) -> list[ast.AST]:
-        """The ``def`` or ``lambda`` nodes that compiled to ``code``."""
         nodes = self.functions.get(code.co_firstlineno, [])
         if code.co_name == "<lambda>":
             return [n for n in nodes if isinstance(n, ast.Lambda)]
         return [n for n in nodes if getattr(n, "name", None) == code.co_name]
 
 
-# Parsed files by name, with the hash of the content they were parsed from: a file is parsed
-# again only when its content changed (watch mode re-plans in one process).
+def _last_line(code: CodeType) -> int:
+    """The last line any instruction of ``code`` (or of the code nested in it) comes from."""
+    last = code.co_firstlineno
+    for _, end, _, _ in code.co_positions():
+        if end is not None and end > last:
+            last = end
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            last = max(last, _last_line(const))
+    return last
+
+
+# Files by name, with the hash of the content they were read from: a file is parsed again only
+# when its content changed (watch mode re-plans in one process).
 _SOURCES: dict[str, tuple[str, Source]] = {}
 
 
 def parse(filename: str) -> Source:
-    """The parsed ``filename``, from the cache when its content is unchanged."""
+    """The source of ``filename``, from the cache when its content is unchanged."""
     try:
         with open(filename, "rb") as f:
             data = f.read()
@@ -75,11 +138,7 @@ def parse(filename: str) -> Source:
     cached = _SOURCES.get(filename)
     if cached is not None and cached[0] == digest:
         return cached[1]
-    try:
-        tree = ast.parse(data, filename)
-    except (SyntaxError, ValueError):
-        tree = ast.Module(body=[], type_ignores=[])
-    source = Source(tree)
+    source = Source(data)
     _SOURCES[filename] = (digest, source)
     return source
 
