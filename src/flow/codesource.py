@@ -252,15 +252,26 @@ def code_text(code: CodeType) -> str:
     return f"{code.co_code.hex()}|{consts}|{code.co_names}"
 
 
+_DEFS = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
 def _strip_docstrings(tree: ast.AST) -> None:
-    """Remove the docstrings of every class and function (they are not code)."""
-    for node in ast.walk(tree):
+    """Remove the docstrings of every class and function (they are not code). Only statements
+    can hold a ``def`` or ``class``, so expressions are not walked (ast.walk would be slow)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
         body = getattr(node, "body", None)
         if (
-            isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            isinstance(node, _DEFS)
             and body
             and isinstance(body[0], ast.Expr)
             and isinstance(body[0].value, ast.Constant)
             and isinstance(body[0].value.value, str)
         ):
             node.body = body[1:] or [ast.Pass()]
+        for block in _BLOCKS:
+            children = getattr(node, block, None)
+            if isinstance(children, list):
+                stack.extend(c for c in children if isinstance(c, ast.AST))
