@@ -8,9 +8,9 @@ from typing import Any
 from .codetrace import Tracer
 from .fingerprint import hash_bytes
 
-# Each dependency's hash is kept this short in the record (48 bits): enough to say *which*
+# Each dependency's hash is kept this short in the record (32 bits): enough to say *which*
 # changed; whether anything changed is decided by the full digest kept with them.
-_SHORT = 12
+_SHORT = 8
 
 
 class CodeHasher:
