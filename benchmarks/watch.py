@@ -97,6 +97,18 @@ BURST_FLOWFILE = textwrap.dedent(
 )
 
 
+def _watch(tmp: str, words: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """`flow -w WORDS` in ``tmp``, its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flow", "-w", *words],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def idle(lines: Lines) -> bool:
     """Whether each re-plan begun (a "changed" line) has ended (a "watching" line after it)."""
     with lines.cond:
@@ -116,14 +128,7 @@ def burst(n: int, env: dict[str, str]) -> None:
         for name in names:
             with open(name, "w") as f:
                 f.write("a")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flow", "-w", "Concat"],
-            cwd=tmp,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _watch(tmp, ["Concat"], env)
         try:
             lines = Lines(proc)
             pos, _ = lines.wait(0, lambda s: s.startswith("flow: watching"))
@@ -177,14 +182,7 @@ def main() -> None:
             f.write(FLOWFILE)
         with open(os.path.join(tmp, "in.txt"), "w") as f:
             f.write("0")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flow", "-w", "Step", "k=3"],
-            cwd=tmp,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _watch(tmp, ["Step", "k=3"], env)
         try:
             lines = Lines(proc)
             pos, _ = lines.wait(0, lambda s: s.startswith("flow: watching"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -127,6 +128,28 @@ class Live:
         self.proc.wait(timeout=DEADLINE)
 
 
+def wait_for_file(path: Path, proc: subprocess.Popen[str], timeout: float = DEADLINE) -> None:
+    """Wait until ``path`` exists; fail at once if flow (``proc``) ended first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"flow ended early: {proc.communicate()}")
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def immutable(path: Path) -> Callable[[], object]:
+    """Make a file or directory unwritable even for root (chattr +i; chmod when not root), or
+    skip where that is refused. Returns the undo."""
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode & 0o777
+        path.chmod(0o555 if path.is_dir() else 0o444)
+        return lambda: path.chmod(mode)
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)]).returncode:
+        pytest.skip(f"cannot make {path.name} read-only here (chattr +i refused)")
+    return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
 class Project:
     """A temporary project: write its Flowfile and files, run `flow` in it as a user would."""
 
@@ -168,6 +191,17 @@ class Project:
         live = Live(self.root, *args, env=env)
         self.started.append(live)
         return live
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """Start `flow ARGS` with its output piped, for tests that signal or kill it."""
+        return subprocess.Popen(
+            [*FLOW, *args],
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
 
     def run_json(self, *args: str) -> tuple[int, dict]:
         proc = self.run("--json", *args)

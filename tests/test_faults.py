@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEADLINE, FLOW
+from conftest import DEADLINE, FLOW, immutable, wait_for_file
 from flow.store.records import Manifest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,26 +58,6 @@ DIRECT = 'f = open("out/slow.txt", "w"); f.write("half"); f.flush()'
 ATOMIC = 'f = self.output().open("w"); f.write("half"); f.flush()'
 
 
-def _start(project, *args):
-    return subprocess.Popen(
-        [*FLOW, *args],
-        cwd=project.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-
-
-def _wait_for(path: Path, proc, timeout=DEADLINE):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"flow ended early: {proc.communicate()}")
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -100,9 +80,9 @@ def _gone(pid: int, timeout=DEADLINE) -> bool:
 
 def _interrupt(project, sig, jobs):
     project.flowfile(KILLABLE.replace("WRITE", DIRECT))
-    proc = _start(project, "-j", str(jobs), "After")
+    proc = project.popen("-j", str(jobs), "After")
     try:
-        _wait_for(project.root / "started.marker", proc)
+        wait_for_file(project.root / "started.marker", proc)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=DEADLINE)
     finally:
@@ -142,9 +122,9 @@ def test_interrupt_of_a_worker_stops_the_commands_it_started(project):
             def run(self):
                 flow.sh("echo $$ > cmd.pid; touch started.marker; sleep 60")
         """)
-    proc = _start(project, "-j", "2", "Shell")
+    proc = project.popen("-j", "2", "Shell")
     try:
-        _wait_for(project.root / "started.marker", proc)
+        wait_for_file(project.root / "started.marker", proc)
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=DEADLINE)
     finally:
@@ -169,8 +149,8 @@ def test_after_sigkill_the_next_run_sees_no_half_written_output_and_reruns_the_t
         )
     )
     (project.root / "hang.flag").write_text("x")
-    proc = _start(project, "-j", str(jobs), "After")
-    _wait_for(project.root / "started.marker", proc)
+    proc = project.popen("-j", str(jobs), "After")
+    wait_for_file(project.root / "started.marker", proc)
     proc.kill()
     proc.wait()
     assert _gone(int(project.read("slow.pid")))  # a worker dies with its flow process
@@ -223,8 +203,8 @@ def test_two_flow_processes_on_overlapping_graphs_run_each_task_exactly_once(pro
     """Two flows started together on graphs sharing four of their tasks: both exit 0, every
     task ran once (the log has no repeats), and the manifest lost no record."""
     project.flowfile(LOGGED)
-    a = _start(project, "-j", jobs[0], "Sum", "lo=0", "hi=6")
-    b = _start(project, "-j", jobs[1], "Sum", "lo=2", "hi=8")
+    a = project.popen("-j", jobs[0], "Sum", "lo=0", "hi=6")
+    b = project.popen("-j", jobs[1], "Sum", "lo=2", "hi=8")
     outs = [p.communicate(timeout=90) for p in (a, b)]
     assert (a.returncode, b.returncode) == (0, 0), outs
     lines = project.read("log.txt").splitlines()
@@ -303,21 +283,11 @@ def test_a_run_on_a_truncated_manifest_recovers_and_rebuilds_what_it_cannot_vouc
     assert "everything is up to date" in project.run("Sum", "lo=0", "hi=2").stdout
 
 
-def _immutable(path: Path):
-    """Make a directory unwritable even for root (chattr +i), or skip where that is refused."""
-    if os.geteuid() != 0:
-        path.chmod(0o555)
-        return lambda: path.chmod(0o755)
-    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)]).returncode:
-        pytest.skip("cannot make a directory read-only here (chattr +i refused)")
-    return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
-
-
 def test_a_read_only_flow_directory_is_a_clear_error_with_exit_2(project):
     """.flow/ that flow may not write (read-only, another owner): exit 2, one clear line."""
     project.flowfile(LOGGED.replace("time.sleep(0.3)", "pass"))
     (project.root / ".flow").mkdir()
-    undo = _immutable(project.root / ".flow")
+    undo = immutable(project.root / ".flow")
     try:
         proc = project.run("Leaf", "i=1")
     finally:
@@ -331,7 +301,7 @@ def test_a_dry_run_works_with_a_read_only_flow_directory(project):
     """-n writes nothing, so an unwritable .flow/ does not stop it."""
     project.flowfile(LOGGED.replace("time.sleep(0.3)", "pass"))
     assert project.run("Leaf", "i=1").returncode == 0
-    undo = _immutable(project.root / ".flow")
+    undo = immutable(project.root / ".flow")
     try:
         proc = project.run("-n", "Leaf", "i=1")
     finally:
@@ -528,7 +498,7 @@ def test_an_output_path_that_is_a_directory_fails_the_task_clearly(project):
 def test_permission_denied_on_an_output_fails_the_task_clearly(project):
     project.flowfile(WRITER)
     (project.root / "locked").mkdir()
-    undo = _immutable(project.root / "locked")
+    undo = immutable(project.root / "locked")
     try:
         proc = project.run("-k", "Both", "where=locked/out.txt")
     finally:

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -148,9 +147,18 @@ def test_an_output_inside_another_tasks_directory_through_a_symlink_is_refused(p
     _refused(project.run("-n", "Extra"), "Site()", "Extra()", "alias/extra.html")
 
 
-def test_the_output_check_stays_linear_at_ten_thousand_outputs_a_hundred_deep(tmp_path):
-    """20,000 outputs (half of them directories holding the other half's parents): well under a
-    second, where a pairwise check would take minutes."""
+def test_the_output_check_stays_linear_at_ten_thousand_outputs_a_hundred_deep(
+    tmp_path, monkeypatch
+):
+    """20,000 outputs, 100 directories deep: the check resolves each distinct directory once
+    (a pairwise check would compare 200 million pairs). Its speed is benchmarks/' business."""
+    import flow.graph
+
+    resolved: list[str] = []
+    real = os.path.realpath
+    monkeypatch.setattr(
+        flow.graph.os.path, "realpath", lambda p, **kw: resolved.append(p) or real(p, **kw)
+    )
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
@@ -159,9 +167,8 @@ def test_the_output_check_stays_linear_at_ten_thousand_outputs_a_hundred_deep(tm
         for i in range(10_000):
             graph.outputs[f"T{i}"] = [LocalTarget(f"{deep}/f{i}.txt")]
             graph.outputs[f"U{i}"] = [LocalTarget(f"out/{i}/data.txt")]
-        started = time.perf_counter()
         _check_outputs(graph)
-        assert time.perf_counter() - started < 2.0
+        assert len(resolved) <= 10_000 + 2  # out/<i> for each i, the deep directory, the root
         graph.outputs["Z"] = [LocalTarget("d0/d1")]
         with pytest.raises(GraphError, match=r"inside d0/d1, the output of Z"):
             _check_outputs(graph)

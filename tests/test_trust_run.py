@@ -10,36 +10,16 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import DEADLINE, FLOW
+from conftest import wait_for_file, wait_until
 
 
-def _start(project, *args):
-    return subprocess.Popen(
-        [*FLOW, *args],
-        cwd=project.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-
-
-def _wait_for(path: Path, proc, timeout=DEADLINE):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"flow ended early: {proc.communicate()}")
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
-
-
-def _processes_with(token: str) -> list[int]:
-    """Pids of live (non-zombie) processes whose command line contains ``token``."""
+def _processes_with(token: str, anywhere: bool = False) -> list[int]:
+    """Pids of live (non-zombie) processes whose command line starts with ``token`` (the
+    `sleep TOKEN` itself, not the shells whose command lines mention it), or holds it."""
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
@@ -49,7 +29,8 @@ def _processes_with(token: str) -> list[int]:
             state = Path(f"/proc/{name}/stat").read_text().rsplit(") ", 1)[1][0]
         except OSError:
             continue
-        if token.encode() in cmdline and state != "Z":
+        hit = token.encode() in cmdline if anywhere else cmdline.startswith(token.encode())
+        if hit and state != "Z":
             found.append(int(name))
     return found
 
@@ -115,6 +96,29 @@ def test_a_journal_row_for_a_graph_output_never_follows_its_own_path(project, tm
     assert "removed out.txt" in proc.stderr
     assert victim.read_text() == "precious"
     assert project.read("out.txt") == "built"
+
+
+def test_overlapping_external_inputs_are_not_two_writers_of_one_file(project):
+    """`Files("src/*.c")`, `Files("src/a.c")` and an ExternalTask of the directory `src` all
+    declare src/a.c: they only read it, so the build goes on (it was refused as two writers)."""
+    project.write("src/a.c", "a")
+    project.write("src/b.c", "b")
+    project.flowfile("""
+        class Src(flow.ExternalTask):
+            def output(self):
+                return flow.LocalTarget("src")
+        class Count(flow.Task):
+            def requires(self):
+                return [Src(), flow.Files("src/*.c"), flow.Files("src/a.c")]
+            def output(self):
+                return flow.LocalTarget("count.txt")
+            def run(self):
+                with self.output().open("w") as f:
+                    f.write(str(len(self.input()[1])))
+        """)
+    proc = project.run("Count")
+    assert proc.returncode == 0, proc.stderr
+    assert project.read("count.txt") == "2"
 
 
 # -- 4. a decision after an upstream ran looks at the disk again ------------------------------
@@ -187,21 +191,29 @@ class Two(flow.Task):
 """
 
 
+def _wait_for_command(project, proc, token: str, early: bool = False) -> None:
+    """Wait until the task has started its command and the command its `sleep TOKEN` child
+    (``early``: only the shell, which may be forking the child right then)."""
+    wait_for_file(project.root / "started.marker", proc)
+    sleeping = lambda: bool(_processes_with(f"sleep {token}", anywhere=early))  # noqa: E731
+    wait_until(sleeping, "the command's child", proc=proc)
+
+
+@pytest.mark.parametrize("early", [False, True], ids=["child-running", "shell-forking"])
 @pytest.mark.parametrize(
     "jobs, sig", [("1", signal.SIGTERM), ("1", signal.SIGINT), ("2", signal.SIGTERM)]
 )
-def test_a_signal_stops_the_commands_a_task_started_and_their_children(project, jobs, sig):
+def test_a_signal_stops_the_commands_a_task_started_and_their_children(
+    project, jobs, sig, early
+):
     """flow.sh ran `sh -c 'sleep …; echo … > out/late.txt'`: after flow exits on the signal no
-    process of that command is left, so nothing writes an output after the clean-up."""
-    token = f"{3000 + os.getpid() % 1000}.{len(jobs)}{sig}"
+    process of that command is left, so nothing writes an output after the clean-up. Also when
+    the signal comes while the shell is still forking its child."""
+    token = f"{3000 + os.getpid() % 1000}.{len(jobs)}{sig}{int(early)}"
     project.flowfile(ORPHAN.replace("TOKEN", token))
-    proc = _start(project, "-j", jobs, "Two")
+    proc = project.popen("-j", jobs, "Two")
     try:
-        _wait_for(project.root / "started.marker", proc)
-        deadline = time.monotonic() + DEADLINE
-        while not _processes_with(f"sleep {token}"):
-            assert time.monotonic() < deadline, "the command never started"
-            time.sleep(0.02)
+        _wait_for_command(project, proc, token, early)
         proc.send_signal(sig)
         proc.communicate(timeout=60)
     finally:
@@ -209,10 +221,7 @@ def test_a_signal_stops_the_commands_a_task_started_and_their_children(project, 
             proc.kill()
             proc.wait()
     assert proc.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[sig]
-    deadline = time.monotonic() + DEADLINE
-    while _processes_with(f"sleep {token}"):
-        assert time.monotonic() < deadline, "the command's child outlived flow"
-        time.sleep(0.05)
+    wait_until(lambda: not _processes_with(f"sleep {token}"), "the command's child to end")
     assert not (project.root / "out" / "two.txt").exists()
 
 
@@ -221,22 +230,15 @@ def test_after_sigkill_of_flow_the_commands_of_its_workers_die_too(project):
     the commands' children) with them."""
     token = f"{4000 + os.getpid() % 1000}.5"
     project.flowfile(ORPHAN.replace("TOKEN", token))
-    proc = _start(project, "-j", "2", "Two")
+    proc = project.popen("-j", "2", "Two")
     try:
-        _wait_for(project.root / "started.marker", proc)
-        deadline = time.monotonic() + DEADLINE
-        while not _processes_with(f"sleep {token}"):
-            assert time.monotonic() < deadline, "the command never started"
-            time.sleep(0.02)
+        _wait_for_command(project, proc, token)
         proc.kill()
         proc.wait()
     finally:
         if proc.poll() is None:
             proc.kill()
-    deadline = time.monotonic() + DEADLINE
-    while _processes_with(f"sleep {token}"):
-        assert time.monotonic() < deadline, "a command outlived its killed flow"
-        time.sleep(0.05)
+    wait_until(lambda: not _processes_with(f"sleep {token}"), "the workers' commands to end")
 
 
 # -- 6. directory outputs are judged by their content --------------------------------------------
@@ -288,8 +290,8 @@ def test_after_sigkill_a_half_rewritten_directory_output_is_rebuilt(project, job
     assert project.run("Site").returncode == 0
     project.write("version.txt", "2")
     project.write("hang.flag", "x")
-    proc = _start(project, "-j", jobs, "-B", "Site")
-    _wait_for(project.root / "started.marker", proc)
+    proc = project.popen("-j", jobs, "-B", "Site")
+    wait_for_file(project.root / "started.marker", proc)
     proc.kill()
     proc.wait()
     (project.root / "hang.flag").unlink()

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import DEADLINE, FLOW
+from conftest import DEADLINE, FLOW, immutable
 from flow.store import in_store, store_dir
 
 CHAIN = """
@@ -300,22 +299,12 @@ def test_a_damaged_row_or_schema_is_moved_aside_with_a_warning_never_a_traceback
 
 
 # -- item 16: a read-only manifest ---------------------------------------------------------------
-def _immutable(path: Path):
-    """Make a file unwritable even for root (chattr +i), or skip where that is refused."""
-    if os.geteuid() != 0:
-        path.chmod(0o444)
-        return lambda: path.chmod(0o644)
-    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)]).returncode:
-        pytest.skip("cannot make a file read-only here (chattr +i refused)")
-    return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
-
-
 def test_a_read_only_manifest_is_a_clear_error_naming_the_file_and_the_fix(project):
     """manifest.sqlite read-only (chattr +i, or mode 0444): a run exits 2 naming the file and
     how to make it writable; -n still plans; once fixed, the next run works."""
     store = _built(project)
     (project.root / "out/made.txt").unlink()
-    undo = _immutable(store / "manifest.sqlite")
+    undo = immutable(store / "manifest.sqlite")
     try:
         proc = project.run("Use")
         plan = project.run("-n", "Use")
@@ -334,7 +323,7 @@ def test_an_unrepairable_read_only_wal_or_shm_is_a_clear_error(project, side):
     store = _built(project)
     path = store / f"manifest.sqlite{side}"
     path.write_bytes(b"")
-    undo = _immutable(path)
+    undo = immutable(path)
     try:
         proc = project.run("Use")
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config import active_defaults
 from .errors import ParameterError, UsageError
 from .flowfile import Flowfile, find_task
 from .parameter import BoolParameter, Parameter
@@ -26,7 +27,8 @@ def parse_tokens(tokens: list[str], flowfile: Flowfile) -> list[Task]:
     """The tasks a command line names (the default task when it names none)."""
     parser = _Parser(tokens, flowfile)
     parser.parse()
-    set_class_overrides(parser.overrides)
+    # Configured defaults (luigi.cfg, [tool.flow.tasks]) sit under the command line's.
+    set_class_overrides({**active_defaults(flowfile.tasks), **parser.overrides})
     return [g.cls(**g.values) for g in parser.groups]
 
 

@@ -11,9 +11,10 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from . import dynamic
 from .decide import Context, Decision, records_for
 from .errors import FlowError, TaskFailure, Terminated
 from .events import Status, TaskResult
@@ -33,6 +34,7 @@ class Attempt:
     locks: list[str]
     journal: list[str]
     started: float
+    yielded: list[Task] = field(default_factory=list)  # what a generator run() yielded
 
     @property
     def task_id(self) -> str:
@@ -68,7 +70,7 @@ def finish(ctx: Context, attempt: Attempt, error: str | None, output: str = "") 
         ctx.fingerprints.forget_all()
         if not error:
             try:
-                record(ctx, attempt.task, attempt.decision, attempt.journal)
+                record(ctx, attempt.task, attempt.decision, attempt.journal, attempt.yielded)
                 return TaskResult(tid, Status.RAN, attempt.decision, duration, output=output)
             except FlowError as exc:  # an output it wrote cannot be read back to record it
                 remove_written(attempt.outputs, attempt.before)
@@ -90,9 +92,26 @@ def abort(ctx: Context, attempt: Attempt) -> None:
     ctx.manifest.locks.release(attempt.locks)
 
 
-def record(ctx: Context, task: Task, d: Decision, finished: Iterable[str] = ()) -> None:
-    """Store the records of a task's outputs as they are now, and clear its journal rows."""
-    records = records_for(task, d, ctx.graph.outputs[task.task_id], ctx.fingerprints)
+def record(
+    ctx: Context,
+    task: Task,
+    d: Decision,
+    finished: Iterable[str] = (),
+    yielded: list[Task] | None = None,
+) -> None:
+    """Store the records of a task's outputs as they are now, and clear its journal rows.
+
+    ``yielded``: the tasks its ``run()`` yielded this time (recorded, their outputs as inputs);
+    None when it did not run (adopted), which keeps those the last run recorded.
+    """
+    tid = task.task_id
+    if yielded is None:
+        specs = dynamic.kept(ctx.graph, tid)
+    else:
+        if yielded or tid in ctx.graph.dynamic:
+            d = dynamic.retrace(ctx, d, yielded)
+        specs = [dynamic.spec_of(t) for t in dict((t.task_id, t) for t in yielded).values()]
+    records = records_for(task, d, ctx.graph.outputs[tid], ctx.fingerprints, specs)
     ctx.manifest.save(records, ctx.fingerprints.updates, finished)
     ctx.fingerprints.updates = {}
 

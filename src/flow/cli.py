@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from ._version import __version__
 from .errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, FlowError, Terminated
@@ -60,8 +61,7 @@ def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
     "--jobs",
     type=click.IntRange(min=0),
     default=1,
-    show_default=True,
-    help="Run up to N tasks at once (0: one per CPU).",
+    help="Run up to N tasks at once (0: one per CPU; default: 1, or [tool.flow] jobs).",
 )
 @click.option(
     "-k",
@@ -96,6 +96,11 @@ def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
     help="Print the shell completion script for bash, zsh or fish.",
 )
 @click.option("--json", "json_mode", is_flag=True, help="Machine-readable plan, list and summary.")
+@click.option(
+    "--show-config",
+    is_flag=True,
+    help="Print the settings from configuration files and where each came from.",
+)
 @click.option("--check", is_flag=True, help="Exit 1 if anything would run, 0 if all is up to date.")
 @click.option(
     "-t", "--touch", is_flag=True, help="Record the current outputs as up to date without running."
@@ -129,7 +134,11 @@ def cli(ctx: click.Context, tokens: tuple[str, ...], **opts: Any) -> None:
     Parameters follow their task as n=20, --n 20 or --n=20; Task.param=value sets a parameter
     of an upstream class. With no TASK, the Flowfile's `default` (or its first task) is built.
     """
-    ctx.exit(invoke(list(tokens), opts, ctx.obj or {}))
+    # Which options the command line gave: those beat their [tool.flow] defaults.
+    given = frozenset(
+        name for name in opts if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    )
+    ctx.exit(invoke(list(tokens), opts, {**(ctx.obj or {}), "given": given}))
 
 
 def invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any]) -> int:
@@ -182,7 +191,6 @@ def _report_errors(
 
 def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> int:
     from .args import parse_tokens
-    from .flowfile import find_flowfile, from_module, load_flowfile, load_module
     from .render import render_graph, render_list
     from .spine import build
 
@@ -204,13 +212,12 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
     if graph_fmt is not None and graph_fmt not in GRAPH_FORMATS:
         tokens.insert(0, graph_fmt)  # `--graph Task`: the word was a task, not a format
         graph_fmt = "dot"
-    if obj.get("module") is not None:
-        flowfile = from_module(obj["module"])
-        os.chdir(flowfile.root)
-    elif opts["module"]:
-        flowfile = load_module(opts["module"])
-    else:
-        flowfile = load_flowfile(opts["flowfile"] or find_flowfile(os.getcwd()))
+    flowfile, config = _load(opts, obj, reporter)
+    if opts["show_config"]:
+        from .settings import show_config
+
+        reporter.text(show_config(config, opts, obj.get("given", frozenset()), flowfile))
+        return 0
     if opts["list_"]:
         names = [t for t in tokens if not t.startswith("-") and "=" not in t]
         reporter.text(render_list(flowfile, names, json_mode=opts["json_mode"]))
@@ -239,6 +246,34 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
     result = build(roots, **options, reporter=reporter)
     reporter.finish(exit_status=result.exit_status)
     return result.exit_status
+
+
+def _load(opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> tuple[Any, Any]:
+    """The Flowfile and the configuration of this run: [tool.flow] fills the options the command
+    line left out (it may name the Flowfile), then the parameter-default files are read."""
+    from . import config as cfg
+    from .flowfile import find_flowfile, from_module, load_flowfile, load_module
+
+    invocation_dir = os.getcwd()
+    module = obj.get("module")
+    script = getattr(module, "__file__", None) if module is not None else opts["flowfile"]
+    config = cfg.load_options(os.path.dirname(os.path.abspath(script)) if script else ".")
+    if config.flow is not None:
+        from .settings import apply_options
+
+        apply_options(config, opts, obj.get("given", frozenset()))
+    if module is not None:
+        flowfile = from_module(module)
+        os.chdir(flowfile.root)
+    elif opts["module"]:
+        flowfile = load_module(opts["module"])
+    else:
+        flowfile = load_flowfile(opts["flowfile"] or find_flowfile(os.getcwd()))
+    cfg.add_parameter_files(config, flowfile.root, invocation_dir)
+    cfg.use(config)
+    for warning in cfg.check(config, flowfile.tasks):
+        reporter.warning(warning)
+    return flowfile, config
 
 
 class _Silent:

@@ -44,7 +44,17 @@ def content_key(paths: list[str]) -> str | None:
     return h.hexdigest()
 
 
-def _valid(data: Any, flowfile: str) -> bool:
+def _config_files(flowfile: str, start: str) -> list[str]:
+    """The configuration files a run would read: part of the key, so an edit refreshes it."""
+    from .config import config_files
+
+    try:
+        return config_files(start, os.path.dirname(flowfile))
+    except Exception:
+        return []
+
+
+def _valid(data: Any, flowfile: str, start: str) -> bool:
     """Trust a stored index only if it is ours, current, and its files hash to its key."""
     if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
         return False
@@ -58,31 +68,35 @@ def _valid(data: Any, flowfile: str) -> bool:
         return False
     if not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tasks):
         return False
-    key = content_key([flowfile, *modules])
+    key = content_key([flowfile, *modules, *_config_files(flowfile, start)])
     return key is not None and key == data.get("key")
 
 
-def task_index(flowfile: str) -> dict[str, Any] | None:
+def task_index(flowfile: str, start: str | None = None) -> dict[str, Any] | None:
     """The index of ``flowfile``'s tasks: from `.flow/` when its key matches, else rebuilt by
-    importing the Flowfile (and stored). None when the Flowfile cannot be imported."""
+    importing the Flowfile (and stored). None when the Flowfile cannot be imported.
+    ``start`` is where the command runs (where configuration files are looked for)."""
     from .store import store_dir
     from .store.index import read_index, write_index
 
     flowfile = os.path.abspath(flowfile)
+    start = os.path.abspath(start or os.path.dirname(flowfile))
     flow_dir = store_dir(os.path.dirname(flowfile))
     data = read_index(flow_dir)
-    if _valid(data, flowfile):
+    if _valid(data, flowfile, start):
         return data  # type: ignore[no-any-return]
-    data = build_index(flowfile)
+    data = build_index(flowfile, start)
     if data is not None:
         write_index(flow_dir, data)
     return data
 
 
-def build_index(flowfile: str) -> dict[str, Any] | None:
-    """Import the Flowfile (its prints silenced) and describe its tasks for completion."""
+def build_index(flowfile: str, start: str | None = None) -> dict[str, Any] | None:
+    """Import the Flowfile (its prints silenced) and describe its tasks for completion, with
+    the parameter defaults its configuration files set."""
     from .flowfile import load_flowfile
 
+    start = os.path.abspath(start or os.path.dirname(flowfile))
     try:
         with _silenced():
             loaded = load_flowfile(flowfile)
@@ -90,10 +104,11 @@ def build_index(flowfile: str) -> dict[str, Any] | None:
     except Exception:  # a FlowfileError, or a bad `default`: no index, no candidates
         return None
     modules = loaded.project_modules()
-    key = content_key([loaded.path, *modules])
+    key = content_key([loaded.path, *modules, *_config_files(loaded.path, start)])
     if key is None:
         return None
-    tasks = [_describe(c) for c in loaded.tasks if not c.__name__.startswith("_")]
+    defaults = _configured(loaded, start)
+    tasks = [_describe(c, defaults) for c in loaded.tasks if not c.__name__.startswith("_")]
     return {
         "version": INDEX_VERSION,
         "flow": __version__,
@@ -105,10 +120,21 @@ def build_index(flowfile: str) -> dict[str, Any] | None:
     }
 
 
-def _describe(cls: Any) -> dict[str, Any]:
+def _configured(loaded: Any, start: str) -> dict[tuple[str, str], Any]:
+    """The configured parameter defaults (none when a file is broken: the run will say why)."""
+    from . import config
+
+    try:
+        found = config.add_parameter_files(config.load_options(start), loaded.root, start)
+        return config.task_defaults(found, loaded.tasks)
+    except Exception:
+        return {}
+
+
+def _describe(cls: Any, defaults: dict[tuple[str, str], Any]) -> dict[str, Any]:
     from .render import describe_task
 
-    entry = describe_task(cls)
+    entry = describe_task(cls, defaults)
     params = [
         {
             "name": p["name"],
@@ -245,19 +271,34 @@ def candidates(index: dict[str, Any], tokens: list[str], incomplete: str) -> lis
 
 
 # -- the click side -----------------------------------------------------------------------------
-def _flowfile_of(params: dict[str, Any]) -> str | None:
-    """The Flowfile a command line would use, found without importing anything."""
+def _flowfile_of(params: dict[str, Any]) -> tuple[str, str] | None:
+    """The Flowfile a command line would use, found without importing anything, and the
+    directory the command would start in."""
     from .flowfile import find_flowfile
 
     if params.get("module"):
         return None  # a module by name: nothing to key an index on
     base = os.path.abspath(params.get("directory") or os.getcwd())
     if params.get("flowfile"):
-        return os.path.join(base, params["flowfile"])
+        path = os.path.join(base, params["flowfile"])
+        return path, os.path.dirname(path)
     try:
-        return find_flowfile(base)
+        return _configured_flowfile(base) or find_flowfile(base), base
     except Exception:
         return None
+
+
+def _configured_flowfile(base: str) -> str | None:
+    """The Flowfile that ``[tool.flow] flowfile`` names, if any."""
+    from .config import load_options
+
+    try:
+        entry = load_options(base).option("flowfile")
+    except Exception:  # a broken configuration: complete from the usual Flowfile
+        return None
+    if entry is None or not isinstance(entry.value, str):
+        return None
+    return os.path.join(os.path.dirname(entry.path), entry.value)
 
 
 def complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> list[CompletionItem]:
@@ -267,8 +308,8 @@ def complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> list[Com
 
 def _answer(ctx: click.Context, incomplete: str) -> list[tuple[str, str]]:
     try:
-        flowfile = _flowfile_of(ctx.params)
-        index = task_index(flowfile) if flowfile else None
+        found = _flowfile_of(ctx.params)
+        index = task_index(*found) if found else None
         if index is None:
             return []
         return candidates(index, list(ctx.params.get("tokens") or ()), incomplete)

@@ -132,6 +132,8 @@ def decide(task: Task, ctx: Context) -> Decision:
         rec = records[out.key]
         if rec is not None:
             _compare(rec, out, d, ctx, changed)
+    if ctx.graph.lost and tid in ctx.graph.lost:  # recorded dynamic requirements now unknown
+        changed.setdefault("input-changed", []).extend(ctx.graph.lost[tid])
     for kind, details in changed.items():
         add(Reason(kind, "; ".join(dict.fromkeys(details))))
     return _sorted(d)
@@ -152,9 +154,14 @@ def _decide_external(task: Task, d: Decision, outputs: list[Any], ctx: Context) 
 
 
 def records_for(
-    task: Task, d: Decision, outputs: list[Any], fingerprints: Fingerprinter
+    task: Task,
+    d: Decision,
+    outputs: list[Any],
+    fingerprints: Fingerprinter,
+    dynamic: list[dict[str, Any]] | None = None,
 ) -> list[Record]:
-    """The records of a task's outputs as they are now, built from what ``d`` saw."""
+    """The records of a task's outputs as they are now, built from what ``d`` saw and, for a
+    ``run()`` that yielded tasks, their plain specs (``dynamic``)."""
     return [
         Record(
             o.key,
@@ -163,7 +170,8 @@ def records_for(
             d.params,
             d.code,
             d.inputs,
-            _read(fingerprints, o, f"an output of {task.task_id}", after_run=True),
+            read_target(fingerprints, o, f"an output of {task.task_id}", after_run=True),
+            dynamic=list(dynamic or ()),
         )
         for o in outputs
         if getattr(o, "key", None) is not None
@@ -185,7 +193,7 @@ def _compare(
         diff = [k for k in keys if rec.inputs.get(k, "∅") != d.inputs.get(k, "∅")]
         changed.setdefault("input-changed", []).extend(diff)
     if rec.hash is not None:
-        current = _read(ctx.fingerprints, out, f"an output of {d.task_id}")
+        current = read_target(ctx.fingerprints, out, f"an output of {d.task_id}")
         if current != rec.hash:
             changed.setdefault("output-modified", []).append(out.key)
             d.modified.append(out.key)
@@ -195,7 +203,9 @@ class UnreadableError(FlowError):
     """A file flow must hash cannot be read: exit 2 while planning, 1 once a task has run."""
 
 
-def _read(fingerprints: Fingerprinter, target: Any, role: str, after_run: bool = False) -> Any:
+def read_target(
+    fingerprints: Fingerprinter, target: Any, role: str, after_run: bool = False
+) -> Any:
     """A target's fingerprint; a file that cannot be read is one line naming it, not a traceback."""
     try:
         return fingerprints.target(target)
@@ -260,7 +270,7 @@ def _input_fingerprints(tid: str, ctx: Context) -> dict[str, str | None]:
         for out in ctx.graph.outputs[up]:
             key = getattr(out, "key", None)
             if key is not None:
-                fps[key] = _read(ctx.fingerprints, out, f"an input of {tid}")
+                fps[key] = read_target(ctx.fingerprints, out, f"an input of {tid}")
     return fps
 
 

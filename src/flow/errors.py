@@ -23,6 +23,10 @@ class ParameterError(UsageError):
     """A task parameter is unknown, missing, or has a value of the wrong form."""
 
 
+class ConfigError(UsageError):
+    """A configuration file (luigi.cfg, luigi.toml, pyproject.toml) cannot be read or sets a bad value."""
+
+
 class FlowfileError(FlowError):
     """The Flowfile cannot be found, or fails to import."""
 

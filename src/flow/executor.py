@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import attempt
+from . import attempt, dynamic
 from .attempt import Attempt
 from .backends import Backend, Completion, Job
 from .backends.inprocess import InProcess
@@ -269,6 +269,7 @@ class Executor:
                 yielded = ret.send(value)
             except StopIteration:
                 return
+            self.running[task.task_id].yielded += dynamic.yielded_tasks(yielded)
             if isinstance(yielded, DynamicRequirements):
                 # Luigi's custom_complete lets a task vouch for many requirements at once.
                 if yielded.custom_complete is None or not yielded.complete():
@@ -279,6 +280,8 @@ class Executor:
 
     def _build_dynamic(self, parent: Task, reqs: list[Task]) -> None:
         graph = build_graph(reqs)
+        # What these were built with last time counts too: their own recorded dynamic needs.
+        dynamic.add_recorded(graph, self.ctx.manifest.dynamic())
         # A yielded task this run already started in a worker is waited for, never run twice.
         others = graph.tasks.keys() - {parent.task_id}
         while self.backend is not self.local and others & self.running.keys():

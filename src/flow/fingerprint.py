@@ -97,6 +97,8 @@ class Fingerprinter:
 
     def target(self, target: Any) -> str | None:
         """The fingerprint of a target, or None when it is missing or cannot be fingerprinted."""
+        if _plain_local(target):  # the common case, without building an Info
+            return self.file(target.key)
         return self.info(target).fingerprint
 
     def exists(self, target: Any) -> bool:
@@ -122,6 +124,7 @@ class Fingerprinter:
         return digest
 
     def _digest(self, path: str) -> str | None:
+        """The hash of ``path`` now (the stat cache may vouch for it), not memoized."""
         st = self._stats.pop(path) if path in self._stats else _stat_or_none(path)
         digest: str | None
         if st is None:
@@ -145,7 +148,6 @@ class Fingerprinter:
                         digest,
                         time.time_ns(),
                     )
-        self._memo[path] = digest
         return digest
 
     def _tree(self, root: str) -> str:
@@ -185,12 +187,18 @@ class Fingerprinter:
 def _plain_local(target: Any) -> bool:
     """A LocalTarget whose existence and fingerprint are flow's own (not overridden)."""
     cls = type(target)
-    return (
-        isinstance(target, LocalTarget)
-        and cls.exists is LocalTarget.exists
-        and cls.fingerprint is LocalTarget.fingerprint
-        and cls.info is Target.info
-    )
+    plain = _PLAIN.get(cls)
+    if plain is None:  # asked once per class: this runs several times per target
+        plain = _PLAIN[cls] = (
+            issubclass(cls, LocalTarget)
+            and cls.exists is LocalTarget.exists
+            and cls.fingerprint is LocalTarget.fingerprint
+            and cls.info is Target.info
+        )
+    return plain
+
+
+_PLAIN: dict[type, bool] = {}
 
 
 def _hash_or_none(path: str) -> str | None:

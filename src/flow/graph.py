@@ -15,7 +15,7 @@ from .errors import FlowError, GraphError
 from .flowfile import user_traceback
 from .store import FLOW_DIR
 from .target import LocalTarget
-from .task import Task, flatten
+from .task import Task, flatten, is_external
 
 # flow's own store beside the Flowfile (the manifest's directory; outputs must stay out of it).
 
@@ -29,6 +29,10 @@ class TaskGraph:
     outputs: dict[str, list[Any]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     roots: list[str] = field(default_factory=list)
+    # Dynamic requirements recorded by the last run, put back (``flow.dynamic``): task id -> the
+    # ids it yielded (also in ``deps``), and -> why some recorded ones cannot be re-created.
+    dynamic: dict[str, list[str]] = field(default_factory=dict)
+    lost: dict[str, list[str]] = field(default_factory=dict)
 
     def dependents(self) -> dict[str, list[str]]:
         """Downstream ids of every task (the reverse of ``deps``)."""
@@ -43,11 +47,25 @@ def build_graph(roots: list[Task]) -> TaskGraph:
     """Expand the requirements of ``roots`` into a graph, checked and ordered."""
     graph = TaskGraph()
     graph.roots = list(dict.fromkeys(t.task_id for t in roots))
+    expand(graph, roots)
+    check(graph)
+    return graph
+
+
+def check(graph: TaskGraph) -> None:
+    """Refuse outputs two tasks would write, and order the graph (refusing a cycle)."""
+    _check_outputs(graph)
+    graph.order = _order(graph)
+
+
+def expand(graph: TaskGraph, roots: list[Task], known: TaskGraph | None = None) -> None:
+    """Add ``roots`` and everything they require to ``graph``, but no task already in it or
+    in ``known``; ``check`` it afterwards."""
     stack = list(reversed(roots))
     while stack:
         task = stack.pop()
         tid = task.task_id
-        if tid in graph.tasks:
+        if tid in graph.tasks or (known is not None and tid in known.tasks):
             continue
         graph.tasks[tid] = task
         reqs = _call(task, "requires")
@@ -69,9 +87,6 @@ def build_graph(roots: list[Task]) -> TaskGraph:
                     "flow.LocalTarget (or another object with exists()), or a list or dict of them"
                 )
         graph.outputs[tid] = outs
-    _check_outputs(graph)
-    graph.order = _order(graph)
-    return graph
 
 
 def _call(task: Task, method: str) -> list[Any]:
@@ -89,6 +104,8 @@ def _call(task: Task, method: str) -> list[Any]:
 def _check_outputs(graph: TaskGraph) -> None:
     """Refuse outputs that two tasks would both write: one path (however it is spelled, symlinks
     included), one inside another's directory, or flow's own ``.flow/`` or an ancestor of it.
+    External data is only read, so overlapping inputs (``Files("src/*.c")`` and ``src/a.c``) are
+    fine.
 
     Linear in the outputs: each is looked up by its real place; the directories above are
     looked up once per distinct parent directory.
@@ -99,6 +116,9 @@ def _check_outputs(graph: TaskGraph) -> None:
     owner: dict[str, tuple[str, str]] = {}  # real place -> (task id, key as declared)
     nested: list[tuple[str, str, str, str]] = []  # (parent, place, task id, key) with a hierarchy
     for tid, outs in graph.outputs.items():
+        task = graph.tasks.get(tid)
+        if task is not None and is_external(task):
+            continue  # read, never written: two patterns may match one file, a file may lie in a tree
         for out in outs:
             key = getattr(out, "key", None)
             if key is None:

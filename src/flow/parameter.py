@@ -66,7 +66,7 @@ class Parameter:
         significant: bool = True,
         positional: bool = True,
         visibility: ParameterVisibility | int = ParameterVisibility.PUBLIC,
-        **_ignored: Any,  # Luigi keywords flow does not use (config_path, batch_method)
+        **_ignored: Any,  # Luigi keywords flow does not use (batch_method, ...)
     ) -> None:
         self._order = next(_counter)
         self.description = description
@@ -78,8 +78,12 @@ class Parameter:
             if ParameterVisibility.has_value(visibility)
             else ParameterVisibility.PUBLIC
         )
+        # An attribute, not a property: asked for every parameter of every task of a graph.
+        self.private = self.visibility == ParameterVisibility.PRIVATE
         self.name = ""
         self._default = default
+        # Luigi's {"section": ..., "name": ...}: where else configuration may set this parameter.
+        self.config_path = _ignored.get("config_path")
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -111,10 +115,6 @@ class Parameter:
     def normalize(self, value: Any) -> Any:
         """Accept a value given in Python (a string is parsed as on the command line)."""
         return self.parse(value) if isinstance(value, str) else value
-
-    @property
-    def private(self) -> bool:
-        return self.visibility == ParameterVisibility.PRIVATE
 
     def parse_cli(self, text: str, task_name: str) -> Any:
         """Parse a value typed by a user, with an error naming the parameter and the form."""

@@ -18,8 +18,11 @@ def render_list(flowfile: Any, names: list[str], json_mode: bool = False) -> str
         if names
         else [c for c in flowfile.tasks if not c.__name__.startswith("_")]
     )
+    from .config import active_defaults
+
     default = flowfile.default_task
-    entries = [describe_task(c) | {"default_task": c is default} for c in classes]
+    configured = active_defaults(classes)
+    entries = [describe_task(c, configured) | {"default_task": c is default} for c in classes]
     if json_mode:
         return json.dumps({"tasks": entries}, indent=2, ensure_ascii=False)
     if not entries:
@@ -61,8 +64,9 @@ def _task_details(e: dict[str, Any]) -> list[str]:
     return lines
 
 
-def describe_task(cls: Any) -> dict[str, Any]:
-    """A task class as plain data: name, docstrings, parameters (type, default, choices)."""
+def describe_task(cls: Any, defaults: dict[tuple[str, str], Any] | None = None) -> dict[str, Any]:
+    """A task class as plain data: name, docstrings, parameters (type, default, choices).
+    ``defaults`` are configured values (luigi.cfg, [tool.flow.tasks]), shown as the defaults."""
     import inspect
 
     from .parameter import BoolParameter, ChoiceParameter, EnumParameter
@@ -72,7 +76,10 @@ def describe_task(cls: Any) -> dict[str, Any]:
     for name, p in cls.get_params():
         if p.visibility:  # hidden and private parameters are left out of listings and completion
             continue
-        default = p.serialize(p.default) if p.has_default and p.default is not None else None
+        configured = (defaults or {}).get((cls.task_family, name), p._default)
+        has_default = p.has_default or (cls.task_family, name) in (defaults or {})
+        value = p.normalize(configured) if has_default and configured is not None else None
+        default = p.serialize(value) if value is not None else None
         choices: list[str] = []
         if isinstance(p, BoolParameter):
             choices = ["true", "false"]
@@ -85,7 +92,7 @@ def describe_task(cls: Any) -> dict[str, Any]:
                 "name": name,
                 "type": p.type_name(),
                 "default": default,
-                "required": not p.has_default,
+                "required": not has_default,
                 "choices": choices,
                 "description": p.description,
             }
@@ -118,6 +125,8 @@ def render_graph(plan: Plan | None, fmt: str) -> str:
 
     order = plan.graph.order
     deps = plan.graph.deps
+    # Recorded dynamic requirements (yielded by run() last time) are drawn dashed.
+    dynamic = {(u, t) for t, us in plan.graph.dynamic.items() for u in us}
     if fmt == "json":
         nodes = []
         for t in order:
@@ -129,6 +138,7 @@ def render_graph(plan: Plan | None, fmt: str) -> str:
                     "status": status(t),
                     "reason": {"kind": reason.kind, "detail": reason.detail} if reason else None,
                     "deps": deps[t],
+                    "dynamic": plan.graph.dynamic.get(t, []),
                 }
             )
         return json.dumps({"nodes": nodes}, indent=2, ensure_ascii=False)
@@ -136,7 +146,11 @@ def render_graph(plan: Plan | None, fmt: str) -> str:
         ids = {tid: f"t{i}" for i, tid in enumerate(order)}
         lines = ["graph TD"]
         lines += [f'    {ids[t]}["{_mermaid(t)}<br/>{status(t)}"]' for t in order]
-        lines += [f"    {ids[u]} --> {ids[t]}" for t in order for u in deps[t]]
+        lines += [
+            f"    {ids[u]} {'-.->' if (u, t) in dynamic else '-->'} {ids[t]}"
+            for t in order
+            for u in deps[t]
+        ]
         return "\n".join(lines)
     lines = ["digraph flow {", "  rankdir=LR;", "  node [shape=box];"]
     for t in order:
@@ -152,7 +166,11 @@ def render_graph(plan: Plan | None, fmt: str) -> str:
         )
         label = _dot_escape(t) + "\\n" + _dot_escape(s)
         lines.append(f'  "{_dot_escape(t)}" [label="{label}", color={color}];')
-    lines += [f'  "{_dot_escape(u)}" -> "{_dot_escape(t)}";' for t in order for u in deps[t]]
+    lines += [
+        f'  "{_dot_escape(u)}" -> "{_dot_escape(t)}"{" [style=dashed]" if (u, t) in dynamic else ""};'
+        for t in order
+        for u in deps[t]
+    ]
     lines.append("}")
     return "\n".join(lines)
 

@@ -312,6 +312,8 @@ def _decision_json(plan: Plan, tid: str, would_run: bool) -> dict[str, Any]:
         "adopt": _adopted(d),
         "reasons": _reasons_json(d),
         "deps": plan.graph.deps[tid],
+        # recorded by its last run(): also in deps, and decided like them before it runs
+        "dynamic": plan.graph.dynamic.get(tid, []),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shlex
@@ -138,15 +139,26 @@ def _spawn(cmd: str | list[str], cwd: str | None, env: dict[str, str] | None) ->
 
 
 def _kill_tree(proc: subprocess.Popen[Any]) -> None:
-    """Kill a command and its descendants (found before any is killed, while their parent
-    links still hold), then reap it."""
+    """Kill a command and every process below it, then reap it.
+
+    The tree is frozen first (SIGSTOP, scanning again until no new process appears), so that a
+    process forked during the scan is found, not orphaned; then everything is killed at once.
+    """
     import signal
 
-    for pid in [*_descendants(proc.pid), proc.pid]:
-        try:
+    if proc.poll() is not None:
+        return  # it ended (a terminal's Ctrl-C reaches the whole group): its pid may be reused
+    frozen: list[int] = []
+    found = [proc.pid]
+    while found:
+        for pid in found:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGSTOP)
+            frozen.append(pid)
+        found = [pid for pid in _descendants(proc.pid) if pid not in frozen]
+    for pid in frozen:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
     try:
         proc.wait(timeout=5)
     except (subprocess.TimeoutExpired, KeyboardInterrupt):

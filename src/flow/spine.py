@@ -14,6 +14,7 @@ from .attempt import clean_interrupted
 from .backends import Backend, make_backend
 from .codehash import CodeHasher
 from .decide import Context, output_exists, records_for
+from .dynamic import add_recorded, kept
 from .errors import EXIT_FAILED, EXIT_OK
 from .events import Fanout, Status, TaskResult
 from .executor import Executor
@@ -149,10 +150,12 @@ def _plan(graph: TaskGraph, ctx: Context, events: Fanout) -> Plan:
 
 def _context(graph: TaskGraph, manifest: Manifest, force: bool, events: Fanout) -> Context:
     """What deciding needs; a writable run first cleans up after a killed one."""
-    for message in manifest.warnings:
-        events.warning(message)
     if PRELOAD_AT[0] <= len(graph.tasks) <= PRELOAD_AT[1]:
         manifest.preload()
+    # What run()s yielded last time joins the graph as requirements (one query when none did).
+    add_recorded(graph, manifest.dynamic())
+    for message in manifest.warnings:  # after the reads above: they may find a damaged row
+        events.warning(message)
     forced = {t for t, task in graph.tasks.items() if not is_external(task)} if force else set()
     ctx = Context(
         graph, manifest, Fingerprinter(manifest.get_stat), CodeHasher(os.getcwd()), forced
@@ -243,7 +246,7 @@ def _touch(plan: Plan, ctx: Context, reporter: Reporter) -> BuildResult:
         for out in outs:
             if getattr(out, "key", None) is not None:
                 ctx.fingerprints.forget(out.key)
-        records += records_for(task, d, outs, ctx.fingerprints)
+        records += records_for(task, d, outs, ctx.fingerprints, kept(plan.graph, tid))
     ctx.manifest.save(records, ctx.fingerprints.updates)
     touched = list(dict.fromkeys(r.task_id for r in records))
     for tid in missing:

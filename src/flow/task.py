@@ -189,10 +189,11 @@ class Task(metaclass=Register):
         space at an end, or nothing at all) is written in double quotes with JSON escapes, so two
         different tasks never share an id: ``Label(first="Ann, last=Lee", last=x)``.
         """
-        params = dict(self._params)
+        quoted = _QUOTED.get(type(self))
+        if quoted is None:  # once per class: ids are made for every task of a big graph
+            quoted = _QUOTED[type(self)] = {k: p.quoted_in_id for k, p in self._params}
         body = ", ".join(
-            f"{k}={_id_value(v) if params[k].quoted_in_id else v}"
-            for k, v in self.to_str_params().items()
+            f"{k}={_id_value(v) if quoted[k] else v}" for k, v in self.to_str_params().items()
         )
         return f"{self.task_family}({body})"
 
@@ -320,6 +321,9 @@ def map_structure(fn: Any, struct: Any) -> Any:
 
 # Characters that would make an unquoted value ambiguous inside ``Family(a=..., b=...)``.
 _ID_SPECIAL = re.compile(r"[,=()\"'\\\n\r\t\x00-\x1f\x7f]|^\s|\s$")
+
+
+_QUOTED: dict[type, dict[str, bool]] = {}  # task class -> which parameters an id may quote
 
 
 def _id_value(text: str) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config import active_files, refresh
 from .errors import FlowError
 from .flowfile import Flowfile, project_modules, reload_flowfile, user_traceback
 from .graph import TaskGraph
@@ -350,9 +351,9 @@ class Session:
         if self.reporter.json_mode:  # one JSON document per build
             self.reporter.finish(exit_status=status)
             self.reporter.doc.clear()
-        self.ws = collect(
-            self.root, self.graph, project_modules(self.flowfile).values(), self.exclude
-        )
+        # The configuration files count as code: an edit re-reads them and re-plans.
+        sources = [*project_modules(self.flowfile).values(), *active_files()]
+        self.ws = collect(self.root, self.graph, sources, self.exclude)
 
     def rebuild(self, changed: list[str]) -> None:
         """React to changed paths: reload the Flowfile if its code changed, then build."""
@@ -366,6 +367,7 @@ class Session:
         from .args import parse_tokens
 
         try:
+            refresh()
             flowfile = reload_flowfile(self.flowfile)
             roots = parse_tokens(self.tokens, flowfile)
         except FlowError as exc:

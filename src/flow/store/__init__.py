@@ -2,7 +2,8 @@
 
 Only this package knows the directory's name and what lives in it:
 
-    .flow/manifest.sqlite   output records, the stat cache and the journal (``records``, ``journal``)
+    .flow/manifest.sqlite   output records, the stat cache, the journal and dynamic requirements
+                            (``records``, ``journal``, ``dynamic``)
     .flow/lock              cross-process locks, one byte per name (``locks``)
     .flow/completion.json   the task index read on every Tab (``index``)
     .flow/backup/           hand-edited outputs saved before flow overwrote them (``backup``)

@@ -44,6 +44,16 @@ CREATE TABLE IF NOT EXISTS running (
     key TEXT PRIMARY KEY, task_id TEXT NOT NULL, path TEXT, before TEXT, pid INTEGER
 ) WITHOUT ROWID;
 """
+# Dynamic requirements: the tasks a run() yielded while producing an output, as plain task specs
+# (JSON: module reference, class name, parameter strings, task id), never pickles. Added after
+# schema 1 shipped, like the journal: created on every writable open; older flows ignore it.
+DYNAMIC = """
+CREATE TABLE IF NOT EXISTS dynamic (
+    key TEXT PRIMARY KEY, task_id TEXT NOT NULL, specs TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+# Tables added after schema 1: absent from an older manifest until a writable open creates them.
+_ADDED = ("running", "dynamic")
 # (column, declared type) of each table, as the statements above create them.
 _COLUMNS = {
     "meta": [("key", "TEXT"), ("value", "TEXT")],
@@ -73,6 +83,7 @@ _COLUMNS = {
         ("before", "TEXT"),
         ("pid", "INTEGER"),
     ],
+    "dynamic": [("key", "TEXT"), ("task_id", "TEXT"), ("specs", "TEXT")],
 }
 
 
@@ -96,7 +107,7 @@ def connect(path: str, readonly: bool) -> sqlite3.Connection:
                     f"BEGIN IMMEDIATE; {_SCHEMA} INSERT OR REPLACE INTO meta "
                     f"VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
                 )
-            db.executescript(JOURNAL)
+            db.executescript(JOURNAL + DYNAMIC)
         return db
     except BaseException:
         db.close()
@@ -139,8 +150,8 @@ def _check_schema(path: str, db: sqlite3.Connection, tables: set[str]) -> None:
             f"{SCHEMA_VERSION}): upgrade flow, or delete {os.path.dirname(path)} to start afresh"
         )
     for table, columns in _COLUMNS.items():
-        if table == "running" and table not in tables:
-            continue  # a manifest of a flow from before the journal; created on a writable open
+        if table in _ADDED and table not in tables:
+            continue  # a manifest of an older flow; created on a writable open
         info = db.execute(f"PRAGMA table_info({table})").fetchall()
         if [(c[1], c[2].upper()) for c in info] != columns:
             raise sqlite3.DatabaseError(f"the {table} table is missing or has other columns")
@@ -277,4 +288,4 @@ def to_db(name: str) -> str | bytes:
 
 
 def from_db(value: str | bytes) -> str:
-    return os.fsdecode(value) if isinstance(value, bytes) else value
+    return value if type(value) is str else os.fsdecode(value)

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import ManifestError
 from ..fingerprint import StatRecord
 from . import DB_NAME, LOCK_NAME, check_layout, journal
+from . import dynamic as dynamic_table
 from .backup import backup
 from .database import connect, from_db, move_aside, to_db, transaction
 from .locks import Locks
@@ -36,6 +37,9 @@ class Record:
     inputs: dict[str, str | None]
     hash: str | None
     built_ns: int = field(default_factory=time.time_ns)
+    # The tasks its producer's run() yielded, as plain specs. Written to the ``dynamic`` table;
+    # ``get()`` leaves it empty: ``Manifest.dynamic()`` reads them all at once.
+    dynamic: list[dynamic_table.Spec] = field(default_factory=list)
 
 
 class Manifest:
@@ -56,8 +60,11 @@ class Manifest:
         self._db: sqlite3.Connection | None = None
         # Preloaded rows (``preload``); None: read row by row. Keys in ``_fresh`` bypass them.
         self._records: dict[str, tuple[Any, ...]] | None = None
-        self._stats: dict[str, StatRecord] | None = None
+        # Preloaded stat-cache rows: raw tuples until asked for (most are asked once), or
+        # StatRecords saved by this run.
+        self._stats: dict[str, Any] | None = None
         self._fresh: set[str] = set()
+        self._dynamic: dynamic_table.Recorded | None = None  # read on first use
         self._locks: Locks | None = None
         self._secret: bytes | None = None
         check_layout(directory)
@@ -98,6 +105,7 @@ class Manifest:
     def _recover(self, exc: BaseException) -> None:
         self.recovered = True
         self._records = self._stats = None  # whatever was preloaded came from the bad file
+        self._dynamic = dynamic_table.Recorded()
         if self._db is not None:
             with contextlib.suppress(Exception):
                 self._db.close()
@@ -143,7 +151,7 @@ class Manifest:
             stats = self._db.execute(
                 "SELECT path, size, mtime_ns, ctime_ns, ino, hash, checked_ns FROM files"
             ).fetchall()
-            self._stats = {from_db(row[0]): _stat(row[1:]) for row in stats}
+            self._stats = {from_db(row[0]): row[1:] for row in stats}
         except sqlite3.DatabaseError as exc:
             self._recover(exc)
             return
@@ -175,6 +183,19 @@ class Manifest:
             self._recover(exc)
             return None
 
+    def dynamic(self) -> dict[str, dict[str, list[dynamic_table.Spec]]]:
+        """The recorded dynamic requirements: the id of the task whose run() yielded them ->
+        output key -> their specs; read in one query on first use (an empty table when no
+        run() yielded anything)."""
+        if self._dynamic is None:
+            self._dynamic = dynamic_table.Recorded()
+            if self._db is not None:
+                try:
+                    self._dynamic = dynamic_table.load(self._db)
+                except sqlite3.DatabaseError as exc:
+                    self._recover(exc)
+        return self._dynamic.by_task
+
     def secret_key(self) -> bytes | None:
         """The project's random key for hashing private parameter values, made on first use;
         None in read-only mode before any run has made one."""
@@ -192,11 +213,14 @@ class Manifest:
     def get_stat(self, path: str) -> StatRecord | None:
         """The stat-cache entry of a file, or None."""
         if self._stats is not None and path not in self._fresh:
-            return self._stats.get(path)
-        row = self._query(
-            "SELECT size, mtime_ns, ctime_ns, ino, hash, checked_ns FROM files WHERE path = ?",
-            (to_db(path),),
-        )
+            row = self._stats.get(path)
+            if row is None or type(row) is StatRecord:
+                return row
+        else:
+            row = self._query(
+                "SELECT size, mtime_ns, ctime_ns, ino, hash, checked_ns FROM files WHERE path = ?",
+                (to_db(path),),
+            )
         if row is None:
             return None
         try:
@@ -245,6 +269,8 @@ class Manifest:
                     db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", stat_rows)
                     if done:
                         db.executemany("DELETE FROM running WHERE key = ?", done)
+                    dynamic_table.write(db, records, self._dynamic)
+                self._remember_dynamic(records)
                 if self._records is not None:
                     for r, row in zip(records, rows, strict=True):
                         self._records[r.key] = row[1:]
@@ -268,6 +294,15 @@ class Manifest:
                 self._records.pop(key, None)
         with contextlib.suppress(sqlite3.DatabaseError), transaction(self._db) as db:
             db.executemany("DELETE FROM outputs WHERE key = ?", [(to_db(k),) for k in keys])
+            dynamic_table.forget(db, keys)
+        for key in keys:
+            if self._dynamic is not None:
+                self._dynamic.drop(key)
+
+    def _remember_dynamic(self, records: list[Record]) -> None:
+        if self._dynamic is not None:
+            for r in records:
+                self._dynamic.put(r.key, r.task_id, r.dynamic)
 
     # -- the journal and locks (concurrent and interrupted runs) ------------------------------
     @property
@@ -331,16 +366,21 @@ def _record(key: str, row: tuple[Any, ...]) -> Record:
         raise sqlite3.DatabaseError(f"a damaged record of {key!r}") from None
     if not (
         isinstance(task_id, (str, bytes))
-        and isinstance(family, str)
-        and isinstance(params, dict)
-        and all(isinstance(v, str) for v in params.values())
-        and isinstance(code, str)
-        and isinstance(inputs, dict)
-        and all(v is None or isinstance(v, str) for v in inputs.values())
-        and (digest is None or isinstance(digest, str))
+        and type(family) is str
+        and type(params) is dict
+        and type(code) is str
+        and type(inputs) is dict
+        and (digest is None or type(digest) is str)
         and type(built_ns) is int
     ):
         raise sqlite3.DatabaseError(f"a damaged record of {key!r}")
+    # Plain loops, not all(<generator>): this runs for every record of a 10,000-task no-op.
+    for value in params.values():
+        if type(value) is not str:
+            raise sqlite3.DatabaseError(f"a damaged record of {key!r}")
+    for value in inputs.values():
+        if value is not None and type(value) is not str:
+            raise sqlite3.DatabaseError(f"a damaged record of {key!r}")
     return Record(key, from_db(task_id), family, params, code, inputs, digest, built_ns)
 
 
@@ -348,8 +388,12 @@ def _stat(row: tuple[Any, ...]) -> StatRecord:
     """A StatRecord from a ``files`` row; DatabaseError when the row is not one flow wrote."""
     size, mtime_ns, ctime_ns, ino, digest, checked_ns = row
     if not (
-        all(type(n) is int for n in (size, mtime_ns, ctime_ns, ino, checked_ns))
-        and isinstance(digest, str)
+        type(size) is int
+        and type(mtime_ns) is int
+        and type(ctime_ns) is int
+        and type(ino) is int
+        and type(checked_ns) is int
+        and type(digest) is str
     ):
         raise sqlite3.DatabaseError("a damaged stat-cache entry")
     return StatRecord(size, mtime_ns, ctime_ns, ino, digest, checked_ns)
