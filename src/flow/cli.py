@@ -108,7 +108,10 @@ def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and failures.")
 @click.option("-v", "--verbose", is_flag=True, help="Print each task as it starts.")
 @click.option(
-    "--module", metavar="NAME", help="Import the tasks from module NAME (Luigi's --module)."
+    "-m",
+    "--module",
+    metavar="NAME|FILE",
+    help="Import the tasks from module NAME (the current directory first) or FILE.py.",
 )
 @click.option("--workers", type=click.IntRange(min=0), default=None, hidden=True)
 @click.option("--local-scheduler", is_flag=True, hidden=True)

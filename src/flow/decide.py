@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .codehash import CodeHasher
+from .codehash import CodeHasher, code_changes
 from .errors import EXIT_FAILED, FlowError, GraphError, TargetError
 from .fingerprint import PRIVATE_PREFIX, UNKNOWN_PRIVATE, Fingerprinter, recorded_params
 from .flowfile import user_traceback
@@ -183,11 +183,11 @@ def _compare(
 ) -> None:
     if rec.params != d.params and (delta := _params_delta(rec.params, d.params)):
         changed.setdefault("params-changed", []).append(delta)
-    if rec.code != d.code:
+    if rec.code != d.code and (what := code_changes(rec.code, d.code)) is not None:
         family = ctx.graph.tasks[d.task_id].task_family
-        same = rec.family == family
-        detail = f"code of {family} changed" if same else f"{out.key} was produced by {rec.family}"
-        changed.setdefault("code-changed", []).append(detail)
+        if rec.family != family:
+            what = [f"{out.key} was produced by {rec.family}"]
+        changed.setdefault("code-changed", []).extend(what or [f"code of {family} changed"])
     if rec.inputs != d.inputs:
         keys = sorted(set(rec.inputs) | set(d.inputs))
         diff = [k for k in keys if rec.inputs.get(k, "∅") != d.inputs.get(k, "∅")]

@@ -193,17 +193,43 @@ def reload_flowfile(flowfile: Flowfile) -> Flowfile:
 
 
 def load_module(name: str) -> Flowfile:
-    """Import a module by name (Luigi's ``--module``) and use it as the Flowfile."""
+    """Import a module by name (Luigi's ``--module``) and use it as the Flowfile; a name
+    ending in ``.py`` (or naming a file) is that file, as with ``-f``.
+
+    A module name is looked up in the current directory first, then on ``sys.path``, as
+    ``python -m`` does (the ``flow`` script's own directory is first on its path otherwise).
+    """
+    if name.endswith(".py") or os.sep in name or os.path.isfile(name):
+        if not os.path.isfile(name):
+            raise FlowfileError(
+                f"-m/--module {name}: no such file {os.path.abspath(name)}; name a module "
+                f"(-m {os.path.splitext(os.path.basename(name))[0]}) or an existing file"
+            )
+        return load_flowfile(name)
+    here = os.getcwd()
+    if not sys.path or sys.path[0] not in ("", here):
+        sys.path.insert(0, here)
+    importlib.invalidate_caches()
     with _import_errors(f"module {name}"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name and name.startswith(exc.name):
-                raise FlowfileError(
-                    f"no module named {name!r}; check --module and PYTHONPATH"
-                ) from None
+                raise FlowfileError(_no_module_message(name, here)) from None
             raise
     return from_module(module)
+
+
+def _no_module_message(name: str, here: str) -> str:
+    """What -m NAME looked for, and where."""
+    rel = name.replace(".", os.sep)
+    tried = [os.path.join(here, rel + ".py"), os.path.join(here, rel, "__init__.py")]
+    path = [p for p in sys.path[1:] if p and p != here]
+    return (
+        f"no module named {name!r}: tried {tried[0]}, {tried[1]}, then sys.path "
+        f"({', '.join(path) or 'empty'}); name a file with -m FILE.py or -f FILE, "
+        "or add its directory to PYTHONPATH"
+    )
 
 
 @contextlib.contextmanager
