@@ -29,9 +29,10 @@ importing = False
 def initialize(spec: dict[str, Any]) -> None:
     """Pool initializer: the flow process alone decides when to stop, so ignore Ctrl-C here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(spec["parent"])
     # Its own process group, so that stopping this worker also stops the commands it started.
+    # First: from here on, killing "our group" can only mean this worker and its commands.
     os.setpgrp()
+    _die_with_parent(spec["parent"])
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.chdir(spec["cwd"])
