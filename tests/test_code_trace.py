@@ -89,6 +89,55 @@ def test_edited_function_in_an_imported_project_module_is_code_changed(project, 
     assert code_details(project) == ["scale() in helpers.py; SCALE in helpers.py"]
 
 
+INSIDE = """
+class T(flow.Task):
+    def output(self):
+        return flow.LocalTarget("out.txt")
+    def run(self):
+        IMPORT
+        with self.output().open("w") as f:
+            f.write(str(CALL))
+"""
+
+
+@pytest.mark.parametrize(
+    "imports, call",
+    [
+        ("from helpers import scale", "scale(21)"),
+        ("import helpers as h", "h.scale(21)"),
+        ("from pkg.helpers import scale", "scale(21)"),
+        ("from pkg import helpers", "helpers.scale(21)"),
+    ],
+    ids=["from-import", "import-as", "from-package-module", "from-package-import-module"],
+)
+def test_a_module_imported_inside_run_counts_as_code_of_the_task(project, imports, call):
+    """run() imports its helper itself (common in ported Luigi code), so nothing imports it
+    while flow plans: the module's whole file counts, an edit reruns T, a comment does not."""
+    where = "pkg/helpers.py" if "pkg" in imports else "helpers.py"
+    project.write("pkg/__init__.py", "")
+    project.write(where, HELPERS)
+    built(project, INSIDE.replace("IMPORT", imports).replace("CALL", call))
+    project.write(where, "# a comment\n" + HELPERS)
+    assert code_details(project) == []
+    project.write(where, HELPERS.replace("x * SCALE", "x * SCALE * 2"))
+    assert code_details(project) == [f"(imported inside a function) in {where}"]
+    assert project.ran("T") == ["T()"]
+    assert project.read("out.txt") == "126"
+    assert code_details(project) == []
+
+
+def test_a_name_imported_inside_run_from_an_imported_module_is_followed_by_name(project):
+    """The module is imported already (the Flowfile imports it too): only the names run()
+    takes from it count, so an edit to another function there does not."""
+    project.write("helpers.py", HELPERS + "\ndef other(x):\n    return x\n")
+    text = "import helpers\n" + INSIDE.replace("IMPORT", "from helpers import scale")
+    built(project, text.replace("CALL", "scale(21)"))
+    project.write("helpers.py", HELPERS + "\ndef other(x):\n    return x + 1\n")
+    assert code_details(project) == []
+    project.write("helpers.py", HELPERS.replace("x * SCALE", "x * SCALE * 2"))
+    assert code_details(project) == ["scale() in helpers.py"]
+
+
 def test_transitive_reference_through_another_module_is_followed(project):
     """run() calls a(), which calls b() in lib/mid.py, which calls c() in lib/deep.py (lib is a
     namespace package: no __init__.py)."""
@@ -329,8 +378,14 @@ def _chains_by_dis(code):
     import dis
     from types import CodeType
 
-    chains, name, attrs = [], None, []
+    chains, name, attrs, consts = [], None, [], [None, None]
     for ins in dis.get_instructions(code):
+        if ins.opname == "LOAD_CONST":
+            consts = [consts[1], ins.argval]
+        elif ins.opname == "IMPORT_NAME":  # an import inside a function: level, names taken
+            level, taken = consts
+            whole = not isinstance(taken, tuple) or "*" in taken
+            chains.append((f"\0import:{level}:{ins.argval}", ("*",) if whole else taken))
         if name is not None and ins.opname in ("LOAD_ATTR", "LOAD_METHOD"):
             attrs.append(ins.argval)
             continue

@@ -48,6 +48,10 @@ class Source:
             self._dumps[node] = ast.dump(node, annotate_fields=False)
         return self._dumps[node]
 
+    def dump_all(self) -> str:
+        """The whole file's syntax tree as text, docstrings removed."""
+        return self.dump(self._whole().module)
+
     def _alone(self, code: CodeType) -> list[ast.AST]:
         """A ``def`` parsed from its own lines, from the first decorator to the last line that
         has code (what follows has none, so cannot change what it does); [] when those lines
@@ -84,6 +88,7 @@ class _Tree:
     def __init__(self, tree: ast.Module) -> None:
         self.classes: dict[str, list[ast.ClassDef]] = {}
         self.functions: dict[int, list[ast.AST]] = {}
+        self.module = tree
         _strip_docstrings(tree)
         stack: list[tuple[str, ast.AST]] = [("", tree)]
         while stack:
@@ -150,6 +155,10 @@ _CACHE = _OP.get("CACHE", -1)
 # get the index into co_names: its low bit is a flag for LOAD_GLOBAL (3.11 on) and LOAD_ATTR
 # (3.12 on). LOAD_METHOD is 3.11's (a pseudo-op, never in the bytecode, after).
 _STARTS = {_OP["LOAD_GLOBAL"]: 1, _OP["LOAD_NAME"]: 0}
+_LOAD_CONST, _IMPORT_NAME = _OP["LOAD_CONST"], _OP["IMPORT_NAME"]
+# A chain for an import inside a function: IMPORTED + "LEVEL:MODULE", then the names it takes
+# (``from helpers import scale``), or "*" for the whole module (``import helpers as h``).
+IMPORTED = "\0import:"
 _EXTENDS = {_OP["LOAD_ATTR"]: 1 if sys.version_info >= (3, 12) else 0}
 if "LOAD_METHOD" in _OP:
     _EXTENDS[_OP["LOAD_METHOD"]] = 0
@@ -166,6 +175,7 @@ def code_chains(code: CodeType) -> list[Chain]:
     name: str | None = None
     attrs: list[str] = []
     extended = 0
+    consts: list[Any] = [None, None]  # the last two constants loaded: an import's level, names
     for i in range(0, len(raw), 2):
         op, arg = raw[i], raw[i + 1] | extended
         if op == _EXTENDED_ARG:
@@ -174,6 +184,11 @@ def code_chains(code: CodeType) -> list[Chain]:
         extended = 0
         if op == _CACHE:
             continue
+        if op == _LOAD_CONST:
+            consts = [consts[1], code.co_consts[arg]]
+        elif op == _IMPORT_NAME:
+            level, taken = consts
+            chains.append(_import_chain(names[arg], level, taken))
         if name is not None:
             if op in _EXTENDS:
                 attrs.append(names[arg >> _EXTENDS[op]])
@@ -186,6 +201,13 @@ def code_chains(code: CodeType) -> list[Chain]:
         if isinstance(const, CodeType):
             chains += code_chains(const)
     return chains
+
+
+def _import_chain(module: str, level: Any, taken: Any) -> Chain:
+    """``from .mod import a, b`` (level 1, names a, b) or ``import mod`` (names: the module)."""
+    level = level if isinstance(level, int) else 0
+    names = tuple(taken) if isinstance(taken, tuple) and "*" not in taken else ("*",)
+    return (f"{IMPORTED}{level}:{module}", names)
 
 
 def ast_chains(nodes: Iterable[ast.AST]) -> list[Chain]:

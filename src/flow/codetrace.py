@@ -20,6 +20,7 @@ from types import CodeType, FunctionType, MethodType, ModuleType
 from typing import Any
 
 from .codesource import (
+    IMPORTED,
     Chain,
     Source,
     ast_chains,
@@ -110,6 +111,14 @@ class Tracer:
 
     def _classify(self, ref: Ref) -> Node | None:
         value = ref.value
+        if isinstance(value, WholeFile):
+            text = self.source(value.path).dump_all()
+            return Node(
+                self.relative(value.path),
+                "(imported inside a function)",
+                hash_bytes(text.encode()),
+                [],
+            )
         if isinstance(value, (staticmethod, classmethod, MethodType)):
             value = value.__func__
         if isinstance(value, FunctionType):
@@ -146,7 +155,12 @@ class Tracer:
         loads, the values in its closure, its decorators and default arguments."""
         namespace = fn.__globals__
         chains = self.code_chains(fn.__code__) + ast_chains(nodes)
-        refs = [r for c in chains if (r := resolve(namespace, c, self.files)) is not None]
+        refs = []
+        for chain in chains:
+            if chain[0].startswith(IMPORTED):
+                refs += resolve_import(namespace, chain, self.files)
+            elif (ref := resolve(namespace, chain, self.files)) is not None:
+                refs.append(ref)
         home = namespace.get("__file__")
         for _, value in _closure(fn):  # plain values are in the function's own hash
             refs.append(Ref(value) if callable(value) else Ref(type(value)))
@@ -245,6 +259,73 @@ def resolve(namespace: dict[str, Any], chain: Chain, files: Any) -> Ref | None:
             return None  # an installed module, or a name it makes up on access
         value, label, home = vars(value)[attr], attr, filename
     return None if isinstance(value, ModuleType) else Ref(value, label, home)
+
+
+def resolve_import(namespace: dict[str, Any], chain: Chain, files: Any) -> list[Ref]:
+    """What an import inside a function takes from a project module: the names it imports, or
+    (``import helpers as h``, whose uses go through a local name) everything the module defines.
+    Nothing for a module outside the project or one not imported yet."""
+    import importlib.util
+
+    level, _, module = chain[0][len(IMPORTED) :].partition(":")
+    try:
+        absolute = importlib.util.resolve_name(
+            "." * int(level) + module, namespace.get("__package__") or None
+        )
+    except (ImportError, ValueError):
+        return []
+    found = sys.modules.get(absolute)
+    if found is None:  # not imported yet (a dry run, a run before run()): whole files count
+        names = [absolute] + [f"{absolute}.{n}" for n in chain[1] if n != "*"]
+        paths = [p for n in names if (p := _find_without_importing(n)) is not None]
+        return [Ref(WholeFile(p), "", p) for p in paths if p in files]
+    refs: list[Ref] = []
+    for name in chain[1]:
+        value = found if name == "*" else vars(found).get(name)
+        if isinstance(value, ModuleType):  # `import pkg.mod`, `from pkg import mod`: all of it
+            refs += _module_refs(value, files)
+        elif value is not None and _module_file(found) in files:
+            refs.append(Ref(value, name, _module_file(found)))
+    return refs
+
+
+@dataclass(frozen=True, slots=True)
+class WholeFile:
+    """A project module a function imports that no code has imported yet: hashed whole."""
+
+    path: str
+
+
+def _find_without_importing(name: str) -> str | None:
+    """The file of module ``name``, found as ``import`` would (packages through their
+    directories), without running any of it; None when there is no such source file."""
+    import importlib.machinery
+
+    search = None
+    spec = None
+    for part in name.split("."):
+        spec = importlib.machinery.PathFinder.find_spec(part, search)
+        if spec is None:
+            return None
+        search = spec.submodule_search_locations
+    origin = getattr(spec, "origin", None)
+    return origin if isinstance(origin, str) and origin.endswith(".py") else None
+
+
+def _module_refs(module: ModuleType, files: Any) -> list[Ref]:
+    """Every function, class and constant a project module defines (what an imported module
+    object may reach through its attributes)."""
+    filename = _module_file(module)
+    if filename not in files:
+        return []
+    refs = []
+    for name, value in vars(module).items():
+        if name.startswith("__") or isinstance(value, ModuleType):
+            continue
+        if isinstance(value, (FunctionType, type)) and value.__module__ != module.__name__:
+            continue  # imported from elsewhere: counted where it is defined, if used there
+        refs.append(Ref(value, name, filename))
+    return refs
 
 
 def _module_file(module: ModuleType) -> str | None:
