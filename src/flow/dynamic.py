@@ -64,6 +64,13 @@ def revive(spec: Spec, modules: dict[tuple[str, str], Any]) -> Task | str:
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         return f"{os.path.basename(ref[1])} has no task class {qualname} any more"
     params = dict(cls.get_params())  # type: ignore[attr-defined]
+    private = [name for name, p in params.items() if p.private]
+    if private:
+        # Its value is never recorded, and a default or configured value would make another
+        # task than the one run() yields: let run() yield it again instead.
+        return (
+            f"{qualname} has a private parameter ({private[0]}), whose value flow never records"
+        )
     unknown = [name for name in spec["params"] if name not in params]
     if unknown:
         return f"{qualname} has no parameter {unknown[0]} any more"
