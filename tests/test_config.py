@@ -467,3 +467,34 @@ def test_a_tool_flow_table_in_flow_toml_is_a_warning_that_says_where_keys_go(pro
     proc = project.run("-n", "PrintNumbers")
     assert proc.returncode == 0
     assert "flow.toml:1" in proc.stderr and "top level" in proc.stderr
+
+
+def test_no_keep_going_overrides_keep_going_from_the_config(project):
+    """[tool.flow] keep-going = true, then --no-keep-going: the command line wins, as for every
+    option (a flag that could only be switched on could not undo the configured value)."""
+    project.write("pyproject.toml", "[tool.flow]\nkeep-going = true\n")
+    project.flowfile(
+        """
+        class Fails(flow.Task):
+            def output(self):
+                return flow.LocalTarget("fails.txt")
+            def run(self):
+                raise RuntimeError("no")
+        class Fine(flow.Task):
+            def output(self):
+                return flow.LocalTarget("fine.txt")
+            def run(self):
+                with self.output().open("w") as f:
+                    f.write("ok")
+        class Both(flow.WrapperTask):
+            def requires(self):
+                return [Fails(), Fine()]
+        """
+    )
+    shown = project.run("--show-config", "--no-keep-going").stdout
+    assert any("keep-going = false" in ln and "command line" in ln for ln in shown.splitlines())
+    assert project.run("Both").returncode == 1
+    assert (project.root / "fine.txt").exists()  # keep-going from the config ran it
+    (project.root / "fine.txt").unlink()
+    assert project.run("--no-keep-going", "Both").returncode == 1
+    assert not (project.root / "fine.txt").exists()

@@ -65,9 +65,10 @@ def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
 )
 @click.option(
     "-k",
-    "--keep-going",
-    is_flag=True,
-    help="After a failure, keep running what does not depend on it.",
+    "--keep-going/--no-keep-going",
+    default=False,
+    help="After a failure, keep running what does not depend on it ([tool.flow] keep-going "
+    "sets the default; --no-keep-going overrides it).",
 )
 @click.option(
     "-B", "--force", is_flag=True, help="Rebuild the tasks and everything upstream of them."
