@@ -83,6 +83,86 @@ def test_a_crafted_journal_row_never_deletes_a_file_outside_the_graph(project, t
         tmp.unlink(missing_ok=True)
 
 
+def test_a_journal_row_never_deletes_external_data_or_matched_files(project):
+    """Rows naming an ExternalTask's output and a file `flow.Files` matched: flow never writes
+    those, so a row for them is forged, and both files survive."""
+    project.write("data/raw.csv", "x")
+    project.write("data/notes.txt", "y")
+    project.flowfile("""
+        class Raw(flow.ExternalTask):
+            def output(self):
+                return flow.LocalTarget("data/raw.csv")
+        class Clean(flow.Task):
+            def requires(self):
+                return [Raw(), flow.Files("data/*.txt")]
+            def output(self):
+                return flow.LocalTarget("out/clean.csv")
+            def run(self):
+                with self.output().open("w") as f:
+                    f.write(self.input()[0].open().read())
+        """)
+    assert project.run("Clean").returncode == 0
+    _journal_row(project, "data/raw.csv", "data/raw.csv", None)
+    _journal_row(project, "data/notes.txt", "data/notes.txt", None)
+    proc = project.run("Clean")
+    assert proc.returncode == 0, proc.stderr
+    assert project.read("data/raw.csv") == "x" and project.read("data/notes.txt") == "y"
+
+
+@pytest.mark.parametrize("declared", ["up/", "up"])
+def test_a_failed_task_with_an_output_that_is_a_link_removes_the_link_not_its_target(
+    project, declared
+):
+    """An output declared as `up/` where `up -> keep` (a directory of the user's): the task
+    writes through it and fails. The clean-up removes the link, never what it points to."""
+    project.write("keep/canary.txt", "alive")
+    (project.root / "up").symlink_to("keep")
+    project.flowfile("""
+        import os
+        class Out(flow.Task):
+            p = flow.Parameter()
+            def output(self):
+                return flow.LocalTarget(self.p)
+            def run(self):
+                with open(os.path.join(self.p, "new.txt"), "w") as f:
+                    f.write("x")
+                raise RuntimeError("fail")
+        """)
+    proc = project.run("-B", "Out", f"p={declared}")
+    assert proc.returncode == 1, proc.stderr
+    assert project.read("keep/canary.txt") == "alive"
+
+
+def test_a_generator_run_that_changes_directory_yields_tasks_built_from_the_project(project):
+    """run() changes directory, then yields Cd(): Cd runs, is checked and recorded from the
+    project's directory, and the parent's own directory is back when it resumes."""
+    project.flowfile("""
+        import os
+        class Cd(flow.Task):
+            def output(self):
+                return flow.LocalTarget("out/cd.txt")
+            def run(self):
+                with self.output().open("w") as f:
+                    f.write("c")
+        class Gen(flow.Task):
+            def output(self):
+                return flow.LocalTarget("out/gen.txt")
+            def run(self):
+                os.makedirs("elsewhere", exist_ok=True)
+                os.chdir("elsewhere")
+                yield Cd()
+                assert os.path.basename(os.getcwd()) == "elsewhere"
+                os.chdir("..")
+                with self.output().open("w") as f:
+                    f.write("g")
+        """)
+    proc = project.run("Gen")
+    assert proc.returncode == 0, proc.stderr
+    assert project.read("out/cd.txt") == "c"
+    assert not (project.root / "elsewhere" / "out").exists()
+    assert project.run("--check", "Gen").returncode == 0
+
+
 def test_a_journal_row_for_a_graph_output_never_follows_its_own_path(project, tmp_path):
     """A row keyed by a real output but whose path column names another file: the output is
     cleaned up (the task reruns), the other file is left alone."""
@@ -148,6 +228,45 @@ def test_an_upstream_task_that_deletes_an_output_makes_its_task_run_again(projec
         statuses = {t["task"]: t["status"] for t in doc["tasks"]}
         assert statuses == {"Prepare()": "ran", "Compile()": "ran"}
         assert project.read("build/app.txt") == "app"
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_upstream_task_that_changes_an_output_makes_its_task_run_again(project, jobs):
+    """A phony step overwrites B's output (and removes part of S's directory output) before
+    B and S are decided again: that is not a hand edit to keep, so both rebuild (the changed
+    copy saved under .flow/backup/), and each run ends with the right content."""
+    project.flowfile("""
+        import os
+        class Mess(flow.Task):
+            def run(self):
+                flow.sh("mkdir -p out; [ -f out/b.txt ] && echo junk > out/b.txt; rm -rf site/sub; true")
+        class B(flow.Task):
+            def requires(self):
+                return Mess()
+            def output(self):
+                return flow.LocalTarget("out/b.txt")
+            def run(self):
+                with self.output().open("w") as f:
+                    f.write("good")
+        class S(flow.Task):
+            def requires(self):
+                return Mess()
+            def output(self):
+                return flow.LocalTarget("site")
+            def run(self):
+                os.makedirs("site/sub", exist_ok=True)
+                with open("site/sub/i.html", "w") as f:
+                    f.write("ok")
+        class Both(flow.WrapperTask):
+            def requires(self):
+                return [B(), S()]
+        """)
+    for _ in range(3):
+        proc = project.run("-j", jobs, "Both")
+        assert proc.returncode == 0, proc.stderr
+        assert project.read("out/b.txt") == "good"
+        assert project.read("site/sub/i.html") == "ok"
+    assert "modified by another task of this run" in proc.stderr
 
 
 def test_a_clean_step_that_removes_the_flow_directory_gives_no_traceback(project):

@@ -20,7 +20,7 @@ from .errors import FlowError, TaskFailure, Terminated
 from .events import Status, TaskResult
 from .flowfile import user_traceback
 from .target import LocalTarget
-from .task import RUNNING, Task
+from .task import RUNNING, Task, is_external
 
 
 @dataclass
@@ -231,6 +231,8 @@ def clean_interrupted(ctx: Context, warn: Callable[[str], None]) -> None:
     if not unfinished:
         return
     for tid, outputs in ctx.graph.outputs.items():
+        if is_external(ctx.graph.tasks[tid]):
+            continue  # flow never writes external data: a journal row for it is forged
         for target in outputs:
             key = getattr(target, "key", None)
             if key is None or key not in unfinished or not _inside_project(target):

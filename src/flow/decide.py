@@ -60,10 +60,12 @@ class Decision:
     code: str = ""
     inputs: dict[str, str | None] = field(default_factory=dict)
     modified: list[str] = field(default_factory=list)  # outputs edited since flow wrote them
+    # Of those, the ones a task of this very run changed (not a person): rebuilt, not kept.
+    overwritten: list[str] = field(default_factory=list)
 
     @property
     def stale(self) -> bool:
-        return any(r.kind not in PASSIVE for r in self.reasons)
+        return bool(self.overwritten) or any(r.kind not in PASSIVE for r in self.reasons)
 
     @property
     def reason(self) -> Reason | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import graphlib
 import inspect
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -68,6 +69,7 @@ class Executor:
             self.backend if isinstance(self.backend, InProcess) else InProcess(parallel=True)
         )
         self.keep_going = keep_going
+        self.root = os.getcwd()
         self.progress = progress or Progress(total=len(plan.to_run))
         self.results: dict[str, TaskResult] = {}
         self.running: dict[str, Attempt] = {}
@@ -150,6 +152,10 @@ class Executor:
                 d = decide(task, self.ctx)  # an input may have changed since planning
             except FlowError as exc:  # a user's exists() or complete() failed, or a read did
                 return self._failed_before_start(tid, str(exc))
+            # An output that changed since planning was changed by a task of this run (a step
+            # that writes where it should not), not by hand: rebuild it rather than keep it.
+            planned = self.plan.decisions[tid].modified
+            d.overwritten = [k for k in d.modified if k not in planned]
         else:
             # Nothing upstream ran, so the plan's verdict stands (its forecast aside).
             d = self.plan.decisions[tid]
@@ -186,7 +192,9 @@ class Executor:
         for key in known:
             self.ctx.fingerprints.forget(key)
         self.ctx.manifest.refresh(known)  # read what another process may have written
-        return decide(task, self.ctx)
+        fresh = decide(task, self.ctx)
+        fresh.overwritten = [k for k in fresh.modified if k in d.overwritten]
+        return fresh
 
     def _settle(self, task: Task, d: Decision, locks: list[str] | None = None) -> TaskResult | None:
         """Act on a decision: report an external, keep an up-to-date task, or run a stale one."""
@@ -205,8 +213,9 @@ class Executor:
             return self._set(TaskResult(tid, Status.UP_TO_DATE, d))
         for key in d.modified:
             saved = self.ctx.manifest.backup(key)
+            by = "by another task of this run" if key in d.overwritten else "by hand"
             self.events.warning(
-                f"{key} was modified by hand; saved your copy as {saved} before rebuilding"
+                f"{key} was modified {by}; saved that copy as {saved} before rebuilding"
             )
         self._start(task, d, locks or [])
         return None
@@ -279,6 +288,16 @@ class Executor:
             value = map_structure(lambda t: t.output(), getattr(yielded, "requirements", yielded))
 
     def _build_dynamic(self, parent: Task, reqs: list[Task]) -> None:
+        # The parent's run() may have changed directory before it yielded: its requirements are
+        # planned, run, checked and recorded from the project's directory, like every task.
+        here = os.getcwd()
+        os.chdir(self.root)
+        try:
+            self._build_dynamic_here(parent, reqs)
+        finally:
+            os.chdir(here)
+
+    def _build_dynamic_here(self, parent: Task, reqs: list[Task]) -> None:
         graph = build_graph(reqs)
         # What these were built with last time counts too: their own recorded dynamic needs.
         dynamic.add_recorded(graph, self.ctx.manifest.dynamic())

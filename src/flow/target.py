@@ -133,14 +133,16 @@ class LocalTarget(FileSystemTarget):
         raise ValueError(f"unsupported mode {mode!r} for {self!r}: use r, rb, w or wb")
 
     def remove(self) -> None:
-        """Delete the file or directory; a missing one is not an error."""
-        if os.path.isdir(self.path) and not os.path.islink(self.path):
+        """Delete the file or directory; a missing one is not an error. A symbolic link is
+        removed itself, never what it points to (``out/`` naming a link to ``..`` included)."""
+        path = self.path.rstrip("/" + os.sep) or self.path
+        if os.path.isdir(path) and not os.path.islink(path):
             import shutil
 
-            shutil.rmtree(self.path)
+            shutil.rmtree(path)
         else:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+                os.unlink(path)
 
     def makedirs(self) -> None:
         """Create the parent directory (Luigi's habit before writing by hand)."""

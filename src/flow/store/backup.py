@@ -16,6 +16,7 @@ def backup(directory: str, path: str) -> str:
         raise ManifestError(
             f"{root} is a symbolic link; flow will not write backups through it: remove it"
         )
+    path = path.rstrip("/" + os.sep) or path  # `out/` naming a link: back the link up
     stamp = time.strftime("%Y%m%d-%H%M%S")
     rel = path.lstrip(os.sep).replace("..", "__")
     dest = os.path.join(root, stamp, rel)
@@ -28,8 +29,10 @@ def backup(directory: str, path: str) -> str:
         raise ManifestError(f"a symbolic link under {root} leads elsewhere: remove it")
     import shutil  # only for a hand-edited output: keep it off every start
 
-    if os.path.isdir(path):
-        shutil.copytree(path, dest, dirs_exist_ok=True)
+    if os.path.isdir(path) and not os.path.islink(path):
+        # Links inside are copied as links: one pointing back up must not copy the project
+        # into itself.
+        shutil.copytree(path, dest, symlinks=True, dirs_exist_ok=True)
     else:
-        shutil.copy2(path, dest)
+        shutil.copy2(path, dest, follow_symlinks=False)
     return dest
