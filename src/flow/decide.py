@@ -240,13 +240,6 @@ def output_exists(tid: str, target: Any, ctx: Context) -> bool:
         return ctx.fingerprints.exists(target)
     except TargetError as exc:  # the fingerprinter cannot know whose output it looked at
         raise GraphError(f"{tid}: {exc}") from None
-    except FlowError:
-        raise
-    except Exception as exc:
-        raise GraphError(
-            f"{tid}: exists() of its output {_label(target)} raised an error:\n"
-            f"{user_traceback(exc)}"
-        ) from None
 
 
 def _sorted(d: Decision) -> Decision:
@@ -256,13 +249,6 @@ def _sorted(d: Decision) -> Decision:
 
 def _name(target: Any) -> str:
     return str(getattr(target, "key", None) or getattr(target, "path", None) or target)
-
-
-def _label(target: Any) -> str:
-    """A target as a message names it, without calling the user's __repr__ (it may fail too)."""
-    return str(
-        getattr(target, "key", None) or getattr(target, "path", None) or type(target).__name__
-    )
 
 
 def _input_fingerprints(tid: str, ctx: Context) -> dict[str, str | None]:

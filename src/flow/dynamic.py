@@ -68,9 +68,7 @@ def revive(spec: Spec, modules: dict[tuple[str, str], Any]) -> Task | str:
     if private:
         # Its value is never recorded, and a default or configured value would make another
         # task than the one run() yields: let run() yield it again instead.
-        return (
-            f"{qualname} has a private parameter ({private[0]}), whose value flow never records"
-        )
+        return f"{qualname} has a private parameter ({private[0]}), whose value flow never records"
     unknown = [name for name in spec["params"] if name not in params]
     if unknown:
         return f"{qualname} has no parameter {unknown[0]} any more"

@@ -105,7 +105,8 @@ class Fingerprinter:
         """``target.exists()``; for a plain LocalTarget, from a stat that ``file`` then reuses."""
         if not _plain_local(target):
             if type(target).info is Target.info and getattr(target, "key", None) is None:
-                return bool(target.exists())  # no key, no memo: do not fingerprint for nothing
+                # No key, no memo: do not fingerprint for nothing.
+                return bool(_call_user(target, "exists"))
             return self.info(target).exists
         key = target.key
         if key in self._memo:
@@ -241,7 +242,10 @@ def _call_user(target: Any, method: str) -> Any:
     try:
         return getattr(target, method)()
     except Exception as exc:
-        name = getattr(target, "key", None) or repr(target)
+        # Not repr(): a user's __repr__ may fail too.
+        name = (
+            getattr(target, "key", None) or getattr(target, "path", None) or type(target).__name__
+        )
         raise TargetError(
             f"the target {name} ({type(target).__name__}): {method}() raised an error:\n"
             f"{user_traceback(exc)}"

@@ -17,8 +17,6 @@ from .store import FLOW_DIR
 from .target import LocalTarget
 from .task import Task, flatten, is_external
 
-# flow's own store beside the Flowfile (the manifest's directory; outputs must stay out of it).
-
 
 @dataclass
 class TaskGraph:

@@ -134,7 +134,7 @@ def build(
 def _plan(graph: TaskGraph, ctx: Context, events: Fanout) -> Plan:
     """Decide every task; decide again if a damaged row turned up while deciding."""
     manifest = ctx.manifest
-    warned, recovered = len(manifest.warnings), manifest.recovered
+    recovered = manifest.recovered
     with _gc_paused():
         plan = make_plan(graph, ctx)
     if manifest.recovered and not recovered:
@@ -143,8 +143,7 @@ def _plan(graph: TaskGraph, ctx: Context, events: Fanout) -> Plan:
         ctx.fingerprints.forget_all()
         with _gc_paused():
             plan = make_plan(graph, ctx)
-    for message in manifest.warnings[warned:]:
-        events.warning(message)
+    _say_warnings(manifest, events)
     return plan
 
 
@@ -154,8 +153,7 @@ def _context(graph: TaskGraph, manifest: Manifest, force: bool, events: Fanout) 
         manifest.preload()
     # What run()s yielded last time joins the graph as requirements (one query when none did).
     add_recorded(graph, manifest.dynamic())
-    for message in manifest.warnings:  # after the reads above: they may find a damaged row
-        events.warning(message)
+    _say_warnings(manifest, events)  # after the reads above: they may find a damaged row
     forced = {t for t, task in graph.tasks.items() if not is_external(task)} if force else set()
     ctx = Context(
         graph, manifest, Fingerprinter(manifest.get_stat), CodeHasher(os.getcwd()), forced
@@ -176,16 +174,19 @@ def _execute(
     """Run the plan's stale tasks (none when an external input is missing, unless -k)."""
     if plan.missing and not keep_going:
         return _not_started(plan)
-    warned = len(ctx.manifest.warnings)
     backend = backend or make_backend(jobs, dict(_class_overrides))
     try:
         results = Executor(plan, ctx, events, backend, keep_going).execute()
     finally:
         backend.close()
     ctx.manifest.save(stats=ctx.fingerprints.updates)
-    for message in ctx.manifest.warnings[warned:]:
-        events.warning(message)
+    _say_warnings(ctx.manifest, events)
     return results
+
+
+def _say_warnings(manifest: Manifest, events: Fanout) -> None:
+    for message in manifest.new_warnings():
+        events.warning(message)
 
 
 @contextlib.contextmanager

@@ -54,6 +54,7 @@ class Manifest:
         self.path = os.path.join(directory, DB_NAME)
         self.readonly = readonly
         self.warnings: list[str] = []
+        self._warned = 0  # how many of ``warnings`` ``new_warnings`` has handed out
         self.recovered = False  # found unreadable: its records are lost, so nothing is adopted
         # Output key -> (task id, path, snapshot before) of outputs a run died writing.
         self.unfinished: journal.Unfinished = {}
@@ -70,6 +71,11 @@ class Manifest:
         check_layout(directory)
         self._open()
         self.unfinished = self._interrupted()
+
+    def new_warnings(self) -> list[str]:
+        """The warnings not handed out yet (opening, a damaged row found while reading...)."""
+        new, self._warned = self.warnings[self._warned :], len(self.warnings)
+        return new
 
     # -- opening and recovery -------------------------------------------------------------------
     def _open(self) -> None:
