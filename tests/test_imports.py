@@ -6,6 +6,10 @@ import sys
 
 HEAVY = [
     "fsspec",
+    "s3fs",
+    "botocore",
+    "paramiko",
+    "ftplib",
     "watchdog",
     "dask",
     "distributed",

@@ -15,6 +15,10 @@ _LAZY = {
     "Files": "shell",
     "sh": "shell",
     "FileSystemTarget": "target",
+    "FTPTarget": "remote",
+    "RemoteTarget": "remote",
+    "S3Target": "remote",
+    "target_for": "remote",
     "LocalTarget": "target",
     "Target": "target",
     "DynamicRequirements": "task",
@@ -61,6 +65,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         PathParameter,
         TupleParameter,
     )
+    from .remote import FTPTarget, RemoteTarget, S3Target, target_for
     from .shell import CommandFailed, Files, sh
     from .spine import BuildResult
     from .target import FileSystemTarget, LocalTarget, Target
@@ -93,6 +98,7 @@ __all__ = [
     "DynamicRequirements",
     "EnumParameter",
     "ExternalTask",
+    "FTPTarget",
     "FileSystemTarget",
     "Files",
     "FloatParameter",
@@ -103,6 +109,8 @@ __all__ = [
     "OptionalParameter",
     "Parameter",
     "PathParameter",
+    "RemoteTarget",
+    "S3Target",
     "Target",
     "Task",
     "TupleParameter",
@@ -110,6 +118,7 @@ __all__ = [
     "build",
     "run",
     "sh",
+    "target_for",
 ]
 
 

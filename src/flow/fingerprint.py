@@ -55,10 +55,15 @@ def hash_bytes(data: bytes) -> str:
 
 def hash_file(path: str) -> str:
     """The xxh3_128 of a file's content, read in chunks."""
-    h = xxhash.xxh3_128()
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
+        return hash_file_object(f)
+
+
+def hash_file_object(f: Any) -> str:
+    """The xxh3_128 of what a binary file object holds from where it stands, read in chunks."""
+    h = xxhash.xxh3_128()
+    while chunk := f.read(_CHUNK):
+        h.update(chunk)
     return h.hexdigest()
 
 
@@ -94,6 +99,19 @@ class Fingerprinter:
         if key is not None:  # a target without a key is not remembered: it may be rebuilt anew
             self._infos[memo_key] = info
         return info
+
+    def prefetch(self, targets: Any) -> None:
+        """Look at many targets at once where their class can (``info_many``: a remote store's
+        listing instead of a request per object); the rest are asked one by one later."""
+        groups: dict[Any, list[Any]] = {}
+        for t in targets:
+            if _plain_local(t) or getattr(t, "key", None) is None or t.key in self._infos:
+                continue
+            many = getattr(type(t), "info_many", None)
+            if many is not None:
+                groups.setdefault(getattr(many, "__func__", many), []).append(t)
+        for group in groups.values():
+            self._infos.update(type(group[0]).info_many(group))
 
     def target(self, target: Any) -> str | None:
         """The fingerprint of a target, or None when it is missing or cannot be fingerprinted."""
@@ -236,11 +254,13 @@ def _user_info(target: Any) -> Info:
 
 
 def _call_user(target: Any, method: str) -> Any:
-    from .errors import TargetError
+    from .errors import FlowError, TargetError
     from .flowfile import user_traceback
 
     try:
         return getattr(target, method)()
+    except FlowError:  # already a clean message (a remote store's error)
+        raise
     except Exception as exc:
         # Not repr(): a user's __repr__ may fail too.
         name = (

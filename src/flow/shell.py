@@ -273,7 +273,8 @@ class Files(ExternalTask):
     """The files matching a glob (``**`` recurses), as an input: ``requires(): return flow.Files("src/*.c")``.
 
     A file appearing, disappearing or changing counts as a change for the tasks that need them;
-    a pattern that matches nothing is a missing input.
+    a pattern that matches nothing is a missing input. A URL pattern (``s3://bucket/raw/*.csv``)
+    matches remote objects, with storage options from fsspec's configuration.
     """
 
     pattern = Parameter(
@@ -281,6 +282,13 @@ class Files(ExternalTask):
     )
 
     def output(self) -> list[Target]:
+        if "://" in self.pattern:
+            from .remote import glob as remote_glob
+            from .remote import is_remote
+
+            if is_remote(self.pattern):
+                found = remote_glob(self.pattern)
+                return list(found) if found else [_NoMatch(self.pattern)]
         matches = sorted(p for p in glob.glob(self.pattern, recursive=True) if not os.path.isdir(p))
         if not matches:
             return [_NoMatch(self.pattern)]

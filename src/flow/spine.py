@@ -158,6 +158,8 @@ def _context(graph: TaskGraph, manifest: Manifest, force: bool, events: Fanout) 
     ctx = Context(
         graph, manifest, Fingerprinter(manifest.get_stat), CodeHasher(os.getcwd()), forced
     )
+    # Remote targets answer in batches (a listing per directory), not a request per object.
+    ctx.fingerprints.prefetch(t for outs in graph.outputs.values() for t in outs)
     if not manifest.readonly:
         clean_interrupted(ctx, events.warning)
     return ctx

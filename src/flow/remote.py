@@ -1,0 +1,477 @@
+"""Targets on any fsspec URL: metadata fingerprints, batched looks, atomic writes (lazy imports).
+
+fsspec and the protocol libraries (s3fs, paramiko, ...) are imported on first use of a remote
+target, never by a local build, ``--version`` or completion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import FlowError
+from .target import TMP_SUFFIX, FileSystemTarget, Info
+
+# Seconds a network call may take before it fails: FLOW_REMOTE_TIMEOUT, or a storage option.
+DEFAULT_TIMEOUT = 20.0
+
+# Stores where an upload becomes visible only when complete (a single PUT or a completed
+# multipart upload): write straight to the name. Elsewhere: a temporary name, then a rename.
+_ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
+# Stores whose metadata says nothing reliable about content: hash the bytes.
+_HASH_CONTENT = frozenset({"memory"})
+# Packages to install per protocol, for the error when one is missing.
+_PACKAGES = {
+    "s3": "s3fs",
+    "s3a": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+    "sftp": "paramiko",
+    "ssh": "paramiko",
+    "http": "aiohttp",
+    "https": "aiohttp",
+}
+# Query-string keys whose values are credentials (Azure SAS, signed URLs).
+_SECRET_QUERY = ("sig", "signature", "token", "password", "secret", "key", "credential")
+
+
+class RemoteError(FlowError):
+    """A remote store failed: unreachable, denied, missing bucket, or a library is missing."""
+
+
+def redact(url: str) -> str:
+    """``url`` without user name, password or credential query values: what flow shows and
+    records."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = parts.query
+    if query:
+        pairs = [q.partition("=") for q in query.split("&")]
+        query = "&".join(
+            k + (s + "***" if s and k.lower().endswith(_SECRET_QUERY) else s + v)
+            for k, s, v in pairs
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def protocol_of(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else "file"
+
+
+def is_remote(url: str) -> bool:
+    """True for a URL that names a store other than the local disk."""
+    return "://" in url and protocol_of(url) not in ("file", "local")
+
+
+class RemoteTarget(FileSystemTarget):
+    """A file or directory at any fsspec URL: ``s3://``, ``gs://``, ``ftp://``, ``sftp://``, ``memory://``...
+
+    Args:
+        url: where the data lives. Credentials may be in it (``ftp://user:pw@host/x``); they
+            never appear in ``path``, output, errors or ``.flow/``.
+        format: accepted for Luigi (``flow.format.Nop`` and friends).
+        **storage_options: passed to the fsspec filesystem (``key=``, ``secret=``,
+            ``endpoint_url=``, ``timeout=``...). fsspec's own configuration and the store's
+            usual credentials (AWS_* variables, ``~/.aws``, netrc for FTP) fill in the rest.
+
+    ``open("w")`` writes locally and uploads when the ``with`` block exits cleanly: the object
+    never exists half-written under its name.
+    """
+
+    def __init__(self, url: str, format: Any = None, **storage_options: Any) -> None:
+        url = os.fspath(url)
+        if not is_remote(url):
+            raise RemoteError(f"{url!r} is not a remote URL: use flow.LocalTarget for local files")
+        self._url = url
+        self.path = redact(url)
+        self.key: str = self.path
+        self.format = format
+        self.protocol = protocol_of(url)
+        self._options = storage_options
+
+    @property
+    def url(self) -> str:
+        return self.path
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem (made once per process and set of options)."""
+        with self._errors("connect to"):
+            return filesystem(self._url, self._options)
+
+    @property
+    def fs_path(self) -> str:
+        """The path as the filesystem names it (no protocol, host or credentials)."""
+        return str(self.fs._strip_protocol(self._url))
+
+    # -- looking -------------------------------------------------------------------------
+
+    def info(self) -> Info:
+        """Existence and a metadata fingerprint, from one request (the listing cache bypassed)."""
+        with self._errors("look at"):
+            fs, path = self.fs, self.fs_path
+            fs.invalidate_cache(path)
+            try:
+                meta = fs.info(path)
+            except FileNotFoundError:
+                return Info(False)
+            return Info(True, self._fingerprint(fs, path, meta))
+
+    def exists(self) -> bool:
+        return self.info().exists
+
+    def fingerprint(self) -> str | None:
+        return self.info().fingerprint
+
+    def snapshot(self) -> Any:
+        return self.info().fingerprint if self.exists() else None
+
+    @classmethod
+    def info_many(cls, targets: list[RemoteTarget]) -> dict[str, Info]:
+        """Infos of many targets with few requests: one listing per directory holding several
+        of them, issued concurrently on stores that allow it."""
+        from .remote_batch import infos
+
+        return infos(targets)
+
+    def _fingerprint(self, fs: Any, path: str, meta: dict[str, Any]) -> str:
+        if meta.get("type") == "directory":
+            return self._tree_fingerprint(fs, path)
+        found = metadata_fingerprint(self.protocol, meta)
+        if found is not None:
+            return found
+        from .fingerprint import hash_file_object
+
+        with fs.open(path, "rb") as f:
+            return "content:" + hash_file_object(f)
+
+    def _tree_fingerprint(self, fs: Any, path: str) -> str:
+        import xxhash
+
+        h = xxhash.xxh3_128()
+        for name, meta in sorted(fs.find(path, detail=True).items()):
+            if name.endswith(TMP_SUFFIX):
+                continue
+            rel = name[len(path) :].lstrip("/")
+            h.update(f"{rel}\0{self._fingerprint(fs, name, meta)}\n".encode())
+        return "tree:" + h.hexdigest()
+
+    # -- reading and writing -------------------------------------------------------------
+
+    def open(self, mode: str = "r") -> IO[Any]:
+        """``r``/``rb`` read from the store; ``w``/``wb`` write atomically on a clean close."""
+        if mode in ("r", "rt", "rb"):
+            with self._errors("open"):
+                raw = self.fs.open(self.fs_path, "rb")
+            return raw if mode == "rb" else io.TextIOWrapper(raw, encoding="utf-8")
+        if mode in ("w", "wt", "wb"):
+            return AtomicUpload(self, binary=mode == "wb")  # type: ignore[return-value]
+        raise ValueError(f"unsupported mode {mode!r} for {self!r}: use r, rb, w or wb")
+
+    def remove(self) -> None:
+        """Delete the object (or everything under a directory); a missing one is not an error."""
+        with self._errors("remove"):
+            fs, path = self.fs, self.fs_path
+            fs.invalidate_cache(path)
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(path, recursive=True)
+
+    def clean_temporaries(self) -> None:
+        """Temporary uploads (``.name.<hex>.flow-tmp``) a killed run left beside the target."""
+        with self._errors("clean up beside"):
+            fs, path = self.fs, self.fs_path
+            head, _, tail = path.rpartition("/")
+            fs.invalidate_cache(head)
+            with contextlib.suppress(FileNotFoundError):
+                for name in fs.ls(head or "/", detail=False):
+                    base = name.rpartition("/")[2]
+                    if base.startswith(f".{tail}.") and base.endswith(TMP_SUFFIX):
+                        fs.rm(name)
+
+    def upload(self, local_path: str) -> None:
+        """Put a local file under this target's name, atomically."""
+        with self._errors("write"):
+            fs, path = self.fs, self.fs_path
+            head = path.rpartition("/")[0]
+            if self.protocol in _ATOMIC_PUT:
+                fs.put_file(local_path, path)
+            else:
+                if head:
+                    fs.makedirs(head, exist_ok=True)
+                tmp = f"{head}/.{path.rpartition('/')[2]}.{os.urandom(4).hex()}{TMP_SUFFIX}"
+                fs.put_file(local_path, tmp)
+                try:
+                    _replace(fs, tmp, path)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        fs.rm(tmp)
+                    raise
+            fs.invalidate_cache(path)
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn a store's exception into one line naming the URL (without secrets)."""
+        try:
+            yield
+        except (FileNotFoundError, RemoteError):
+            raise
+        except ImportError as exc:
+            raise RemoteError(_missing_library(self.protocol, exc)) from None
+        except Exception as exc:  # noqa: BLE001 - every store raises its own types
+            message = self._scrub(_describe(exc))
+            raise RemoteError(f"cannot {action} {self.path}: {message}") from None
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with every credential this target knows replaced by ``***``."""
+        secrets = [v for v in self._options.values() if isinstance(v, str) and len(v) >= 4]
+        userinfo = urlsplit(self._url).netloc.rpartition("@")[0]
+        secrets += [s for s in userinfo.split(":") if len(s) >= 4]
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text.replace(self._url, self.path)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+
+class S3Target(RemoteTarget):
+    """An object on S3 (or an S3-compatible store): ``S3Target("s3://bucket/key")``, as in Luigi."""
+
+    def __init__(self, path: str, format: Any = None, client: Any = None, **kwargs: Any) -> None:
+        if client is not None:
+            raise RemoteError(
+                "S3Target(client=...) is Luigi's boto client: give storage options instead "
+                "(key=, secret=, endpoint_url=), or set them in fsspec's configuration"
+            )
+        super().__init__(path, format, **kwargs)
+
+
+class FTPTarget(RemoteTarget):
+    """A file on an FTP (or, with ``sftp=True``, SFTP) server, with Luigi's arguments:
+    ``FTPTarget("/data/x.csv", "ftp.example.org", username=..., password=...)``.
+    A full URL (``ftp://user:pw@host:2121/data/x.csv``) works too."""
+
+    def __init__(
+        self,
+        path: str,
+        host: str | None = None,
+        format: Any = None,
+        username: str | None = None,
+        password: str | None = None,
+        port: int | None = None,
+        tls: bool = False,
+        timeout: float | None = None,
+        sftp: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if "://" not in path:
+            if host is None:
+                raise RemoteError(f"FTPTarget({path!r}) needs host= (or a full ftp:// URL)")
+            scheme = "sftp" if sftp else "ftp"
+            netloc = host if port is None else f"{host}:{port}"
+            path = f"{scheme}://{netloc}/{path.lstrip('/')}"
+        options: dict[str, Any] = dict(kwargs)
+        if username is not None:
+            options["username"] = username
+        if password is not None:
+            options["password"] = password
+        if tls:
+            options["tls"] = tls
+        if timeout is not None:
+            options["timeout"] = timeout
+        super().__init__(path, format, **options)
+
+
+def target_for(url: str | os.PathLike[str], **storage_options: Any) -> FileSystemTarget:
+    """The target for any path or URL: a LocalTarget for a path or ``file://``, else remote."""
+    from .target import LocalTarget
+
+    text = os.fspath(url)
+    if is_remote(text):
+        return RemoteTarget(text, **storage_options)
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    return LocalTarget(text)
+
+
+def glob(pattern: str, **storage_options: Any) -> list[RemoteTarget]:
+    """The remote files matching ``pattern`` (``s3://bucket/raw/*.csv``), sorted."""
+    probe = RemoteTarget(pattern, **storage_options)
+    with probe._errors("list"):
+        fs, path = probe.fs, probe.fs_path
+        fs.invalidate_cache()
+        found = fs.glob(path, detail=True)
+    # What comes before the filesystem's path in the URL (scheme, credentials, host) is kept.
+    prefix = (
+        pattern[: len(pattern) - len(path)]
+        if pattern.endswith(path)
+        else protocol_of(pattern) + "://"
+    )
+    return [
+        RemoteTarget(prefix + name, **storage_options)
+        for name, meta in sorted(found.items())
+        if meta.get("type") != "directory"
+    ]
+
+
+def metadata_fingerprint(protocol: str, meta: dict[str, Any]) -> str | None:
+    """A fingerprint from a store's metadata, or None when it offers nothing to trust."""
+    if protocol in _HASH_CONTENT:
+        return None
+    size = meta.get("size")
+    for field in ("ETag", "etag", "md5Hash", "crc32c", "content_md5", "checksum"):
+        value = meta.get(field)
+        if value:
+            return f"{field.lower()}:{str(value).strip(chr(34))}:{size}"
+    for field in ("mtime", "LastModified", "last_modified", "modify", "updated", "modified"):
+        value = meta.get(field)
+        if value:
+            unique = meta.get("unique", "")
+            return f"mtime:{value}:{size}:{unique}"
+    return None
+
+
+_FILESYSTEMS: dict[tuple[str, str], Any] = {}
+
+
+def filesystem(url: str, options: dict[str, Any]) -> Any:
+    """The fsspec filesystem for ``url``: defaults < fsspec's configuration < ``options``.
+    Made once per process and set of options (FTP connects when made)."""
+    protocol = protocol_of(url)
+    token = (url.split("/", 3)[2] if "://" in url else "", repr(sorted(options.items())))
+    found = _FILESYSTEMS.get((protocol, repr(token)))
+    if found is not None:
+        return found
+    try:
+        import fsspec
+        from fsspec.core import url_to_fs
+    except ImportError:
+        raise RemoteError(
+            f"remote targets ({protocol}://) need fsspec: pip install 'flow-build[remote]'"
+        ) from None
+    merged = _with_defaults(protocol, fsspec.config.conf.get(protocol, {}), options)
+    fs, _ = url_to_fs(url, **merged)
+    _FILESYSTEMS[(protocol, repr(token))] = fs
+    return fs
+
+
+def _with_defaults(
+    protocol: str, configured: dict[str, Any], options: dict[str, Any]
+) -> dict[str, Any]:
+    """Bounded timeouts (FLOW_REMOTE_TIMEOUT) and netrc credentials under what was configured."""
+    timeout = float(os.environ.get("FLOW_REMOTE_TIMEOUT") or DEFAULT_TIMEOUT)
+    given = {**configured, **options}
+    merged = dict(options)
+    if protocol in ("s3", "s3a"):
+        config = dict(given.get("config_kwargs") or {})
+        config.setdefault("connect_timeout", timeout)
+        config.setdefault("read_timeout", timeout)
+        config.setdefault("retries", {"max_attempts": 2, "mode": "standard"})
+        merged["config_kwargs"] = config
+    elif protocol in ("ftp", "sftp", "ssh") and "timeout" not in given:
+        merged["timeout"] = timeout
+    return merged
+
+
+def _replace(fs: Any, tmp: str, path: str) -> None:
+    """Rename ``tmp`` over ``path``; where the server refuses to overwrite, remove it first."""
+    try:
+        fs.mv(tmp, path)
+    except Exception:
+        fs.invalidate_cache(path)
+        if not fs.exists(path):
+            raise
+        fs.rm(path)
+        fs.mv(tmp, path)
+
+
+def _describe(exc: BaseException) -> str:
+    """The store's own message, one line."""
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, TimeoutError | OSError) and not str(exc).strip():
+        text = f"{type(exc).__name__} (no answer in time)"
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first if len(first) < 300 else first[:300] + "..."
+
+
+def _missing_library(protocol: str, exc: ImportError) -> str:
+    package = _PACKAGES.get(protocol) or getattr(exc, "name", None) or "its fsspec library"
+    return (
+        f"{protocol}:// targets need the package {package}: "
+        f"pip install 'flow-build[remote]' (or pip install {package})"
+    )
+
+
+class AtomicUpload(io.IOBase):
+    """A remote file being written: data goes to a local temporary file and is uploaded under
+    the target's name on a clean close; an exception (or a dropped object) uploads nothing."""
+
+    def __init__(self, target: RemoteTarget, binary: bool = False) -> None:
+        self.target = target
+        fd, self._local = tempfile.mkstemp(prefix="flow-upload-", suffix=TMP_SUFFIX)
+        self._file: IO[Any] = (
+            os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
+        )
+        self._done = False
+
+    def write(self, data: Any) -> int:
+        return self._file.write(data)
+
+    def writelines(self, lines: Iterable[Any]) -> None:  # type: ignore[override]
+        self._file.writelines(lines)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:  # type: ignore[override]
+        return self._done
+
+    def close(self) -> None:
+        """Commit: upload what was written (Luigi's ``open('w') ... close()`` habit)."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._file.close()
+            self.target.upload(self._local)
+        finally:
+            _unlink(self._local)
+
+    def discard(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._file.close()
+        _unlink(self._local)
+
+    def __enter__(self) -> AtomicUpload:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.discard()
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
