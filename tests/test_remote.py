@@ -573,3 +573,23 @@ def test_listing_a_flowfile_with_remote_targets_imports_no_store_library(project
     loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert "Publish" in proc.stdout
     assert not loaded & {"fsspec", "s3fs", "botocore", "ftplib"}
+
+
+def test_ftp_login_from_netrc(remote_project, ftp, tmp_path):
+    """An ftp:// URL without credentials takes them from ~/.netrc, as ftp(1) does."""
+    p = remote_project
+    home = tmp_path / "home"
+    home.mkdir()
+    netrc = home / ".netrc"
+    netrc.write_text(f"machine 127.0.0.1 login {ftp.user} password {ftp.password}\n")
+    netrc.chmod(0o600)
+    bare = p.env["FTP_URL"].replace(f"{ftp.user}:{ftp.password}@", "")
+    proc = _flow(p, "Publish", env={"FTP_URL": bare, "HOME": str(home)})
+    assert proc.returncode == 0, proc.stderr
+    assert (p.ftp_dir / "pub" / "report.txt").read_text() == "HELLO REMOTE\n"
+
+
+def test_bad_timeout_setting_is_a_clean_error(remote_project):
+    proc = _flow(remote_project, "Publish", env={"FLOW_REMOTE_TIMEOUT": "soon"})
+    assert proc.returncode == 2
+    assert "FLOW_REMOTE_TIMEOUT" in proc.stderr and "Traceback" not in proc.stderr

@@ -19,6 +19,8 @@ from .target import TMP_SUFFIX, FileSystemTarget, Info
 
 # Seconds a network call may take before it fails: FLOW_REMOTE_TIMEOUT, or a storage option.
 DEFAULT_TIMEOUT = 20.0
+# How often s3fs retries a request that failed in a way it deems passing (its default is 5).
+S3_RETRIES = 2
 
 # Stores where an upload becomes visible only when complete (a single PUT or a completed
 # multipart upload): write straight to the name. Elsewhere: a temporary name, then a rename.
@@ -134,7 +136,8 @@ class RemoteTarget(FileSystemTarget):
         return self.info().fingerprint
 
     def snapshot(self) -> Any:
-        return self.info().fingerprint if self.exists() else None
+        info = self.info()
+        return info.fingerprint if info.exists else None
 
     @classmethod
     def info_many(cls, targets: list[RemoteTarget]) -> dict[str, Info]:
@@ -188,6 +191,8 @@ class RemoteTarget(FileSystemTarget):
 
     def clean_temporaries(self) -> None:
         """Temporary uploads (``.name.<hex>.flow-tmp``) a killed run left beside the target."""
+        if self.protocol in _ATOMIC_PUT:
+            return  # uploads there are never visible half-done: nothing to clean
         with self._errors("clean up beside"):
             fs, path = self.fs, self.fs_path
             head, _, tail = path.rpartition("/")
@@ -359,17 +364,19 @@ def filesystem(url: str, options: dict[str, Any]) -> Any:
         raise RemoteError(
             f"remote targets ({protocol}://) need fsspec: pip install 'flow-build[remote]'"
         ) from None
-    merged = _with_defaults(protocol, fsspec.config.conf.get(protocol, {}), options)
+    configured = fsspec.config.conf.get(protocol, {})
+    merged = _with_defaults(url, configured, options)
     fs, _ = url_to_fs(url, **merged)
+    if protocol in ("s3", "s3a") and "retries" not in configured:
+        fs.retries = S3_RETRIES  # s3fs's own retry loop, on top of botocore's: keep it bounded
     _FILESYSTEMS[(protocol, repr(token))] = fs
     return fs
 
 
-def _with_defaults(
-    protocol: str, configured: dict[str, Any], options: dict[str, Any]
-) -> dict[str, Any]:
+def _with_defaults(url: str, configured: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """Bounded timeouts (FLOW_REMOTE_TIMEOUT) and netrc credentials under what was configured."""
-    timeout = float(os.environ.get("FLOW_REMOTE_TIMEOUT") or DEFAULT_TIMEOUT)
+    protocol = protocol_of(url)
+    timeout = _timeout()
     given = {**configured, **options}
     merged = dict(options)
     if protocol in ("s3", "s3a"):
@@ -378,9 +385,37 @@ def _with_defaults(
         config.setdefault("read_timeout", timeout)
         config.setdefault("retries", {"max_attempts": 2, "mode": "standard"})
         merged["config_kwargs"] = config
-    elif protocol in ("ftp", "sftp", "ssh") and "timeout" not in given:
-        merged["timeout"] = timeout
+    elif protocol in ("ftp", "sftp", "ssh"):
+        if "timeout" not in given:
+            merged["timeout"] = timeout
+        parts = urlsplit(url)
+        if protocol == "ftp" and not parts.username and "username" not in given:
+            merged.update(_netrc_login(parts.hostname or ""))
     return merged
+
+
+def _timeout() -> float:
+    text = os.environ.get("FLOW_REMOTE_TIMEOUT") or ""
+    try:
+        return float(text) if text else DEFAULT_TIMEOUT
+    except ValueError:
+        raise RemoteError(
+            f"FLOW_REMOTE_TIMEOUT={text!r} is not a number of seconds (e.g. FLOW_REMOTE_TIMEOUT=30)"
+        ) from None
+
+
+def _netrc_login(host: str) -> dict[str, str]:
+    """FTP's user and password for ``host`` from ~/.netrc, as ftp(1) and curl read them."""
+    import netrc
+
+    try:
+        found = netrc.netrc().authenticators(host)
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return {}
+    if not found:
+        return {}
+    login, _, password = found
+    return {"username": login, "password": password or ""}
 
 
 def _replace(fs: Any, tmp: str, path: str) -> None:
