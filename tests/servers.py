@@ -112,8 +112,8 @@ class FTP(Server):
     user = "flowuser"
     password = "s3cret-pw-1234"
 
-    def __init__(self, root: Path, log: Path) -> None:
-        port = free_port()
+    def __init__(self, root: Path, log: Path, port: int = 0) -> None:
+        port = port or free_port()
         argv = [
             sys.executable,
             "-m",

@@ -593,3 +593,21 @@ def test_bad_timeout_setting_is_a_clean_error(remote_project):
     proc = _flow(remote_project, "Publish", env={"FLOW_REMOTE_TIMEOUT": "soon"})
     assert proc.returncode == 2
     assert "FLOW_REMOTE_TIMEOUT" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_dropped_ftp_connection_is_reopened(tmp_path):
+    """The FTP server restarts (or drops an idle client, as between watch-mode rebuilds): the
+    next look connects afresh instead of failing."""
+    first = start_ftp(tmp_path)
+    try:
+        t = flow.RemoteTarget(first.url("kept.txt"))
+        with t.open("w") as f:
+            f.write("kept")
+        assert t.exists()
+    finally:
+        first.stop()
+    second = FTP(first.root, tmp_path / "ftp2.log", port=first.port)
+    try:
+        assert t.exists() and t.open().read() == "kept"
+    finally:
+        second.stop()

@@ -120,14 +120,28 @@ class RemoteTarget(FileSystemTarget):
 
     def info(self) -> Info:
         """Existence and a metadata fingerprint, from one request (the listing cache bypassed)."""
-        with self._errors("look at"):
-            fs, path = self.fs, self.fs_path
-            fs.invalidate_cache(path)
+
+        def look(fs: Any, path: str) -> Info:
             try:
-                meta = fs.info(path)
+                meta = _fresh_info(fs, path)
             except FileNotFoundError:
                 return Info(False)
             return Info(True, self._fingerprint(fs, path, meta))
+
+        return self._using("look at", look)
+
+    def _using(self, action: str, work: Any) -> Any:
+        """``work(fs, path)`` with clean errors; once more on a new connection when a reused
+        one failed (an FTP server drops an idle client, as between watch-mode rebuilds)."""
+        reused = _token(self._url, self._options) in _FILESYSTEMS
+        try:
+            with self._errors(action):
+                return work(self.fs, self.fs_path)
+        except RemoteError:
+            if not reused:
+                raise
+        with self._errors(action):
+            return work(self.fs, self.fs_path)
 
     def exists(self) -> bool:
         return self.info().exists
@@ -174,8 +188,10 @@ class RemoteTarget(FileSystemTarget):
     def open(self, mode: str = "r") -> IO[Any]:
         """``r``/``rb`` read from the store; ``w``/``wb`` write atomically on a clean close."""
         if mode in ("r", "rt", "rb"):
-            with self._errors("open"):
-                raw = self.fs.open(self.fs_path, "rb")
+            # Looking first reconnects a dropped connection here, not in the middle of a read.
+            raw = self._using(
+                "open", lambda fs, path: _fresh_info(fs, path) and fs.open(path, "rb")
+            )
             return raw if mode == "rb" else io.TextIOWrapper(raw, encoding="utf-8")
         if mode in ("w", "wt", "wb"):
             return AtomicUpload(self, binary=mode == "wb")  # type: ignore[return-value]
@@ -183,11 +199,13 @@ class RemoteTarget(FileSystemTarget):
 
     def remove(self) -> None:
         """Delete the object (or everything under a directory); a missing one is not an error."""
-        with self._errors("remove"):
-            fs, path = self.fs, self.fs_path
+
+        def remove(fs: Any, path: str) -> None:
             fs.invalidate_cache(path)
             with contextlib.suppress(FileNotFoundError):
                 fs.rm(path, recursive=True)
+
+        self._using("remove", remove)
 
     def clean_temporaries(self) -> None:
         """Temporary uploads (``.name.<hex>.flow-tmp``) a killed run left beside the target."""
@@ -205,23 +223,7 @@ class RemoteTarget(FileSystemTarget):
 
     def upload(self, local_path: str) -> None:
         """Put a local file under this target's name, atomically."""
-        with self._errors("write"):
-            fs, path = self.fs, self.fs_path
-            head = path.rpartition("/")[0]
-            if self.protocol in _ATOMIC_PUT:
-                fs.put_file(local_path, path)
-            else:
-                if head:
-                    fs.makedirs(head, exist_ok=True)
-                tmp = f"{head}/.{path.rpartition('/')[2]}.{os.urandom(4).hex()}{TMP_SUFFIX}"
-                fs.put_file(local_path, tmp)
-                try:
-                    _replace(fs, tmp, path)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        fs.rm(tmp)
-                    raise
-            fs.invalidate_cache(path)
+        self._using("write", lambda fs, path: _put(fs, self.protocol, local_path, path))
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -233,6 +235,7 @@ class RemoteTarget(FileSystemTarget):
         except ImportError as exc:
             raise RemoteError(_missing_library(self.protocol, exc)) from None
         except Exception as exc:  # noqa: BLE001 - every store raises its own types
+            forget_filesystem(self._url, self._options)  # reconnect next time (FTP drops idlers)
             message = self._scrub(_describe(exc))
             raise RemoteError(f"cannot {action} {self.path}: {message}") from None
 
@@ -349,12 +352,23 @@ def metadata_fingerprint(protocol: str, meta: dict[str, Any]) -> str | None:
 _FILESYSTEMS: dict[tuple[str, str], Any] = {}
 
 
+def _token(url: str, options: dict[str, Any]) -> tuple[str, str]:
+    """What tells filesystems apart: protocol, host part of the URL, storage options."""
+    host = url.split("/", 3)[2] if "://" in url else ""
+    return protocol_of(url), repr((host, sorted(options.items())))
+
+
+def forget_filesystem(url: str, options: dict[str, Any]) -> None:
+    """Drop the filesystem of ``url``, so the next use connects afresh."""
+    _FILESYSTEMS.pop(_token(url, options), None)
+
+
 def filesystem(url: str, options: dict[str, Any]) -> Any:
     """The fsspec filesystem for ``url``: defaults < fsspec's configuration < ``options``.
     Made once per process and set of options (FTP connects when made)."""
     protocol = protocol_of(url)
-    token = (url.split("/", 3)[2] if "://" in url else "", repr(sorted(options.items())))
-    found = _FILESYSTEMS.get((protocol, repr(token)))
+    token = _token(url, options)
+    found = _FILESYSTEMS.get(token)
     if found is not None:
         return found
     try:
@@ -369,7 +383,7 @@ def filesystem(url: str, options: dict[str, Any]) -> Any:
     fs, _ = url_to_fs(url, **merged)
     if protocol in ("s3", "s3a") and "retries" not in configured:
         fs.retries = S3_RETRIES  # s3fs's own retry loop, on top of botocore's: keep it bounded
-    _FILESYSTEMS[(protocol, repr(token))] = fs
+    _FILESYSTEMS[token] = fs
     return fs
 
 
@@ -416,6 +430,34 @@ def _netrc_login(host: str) -> dict[str, str]:
         return {}
     login, _, password = found
     return {"username": login, "password": password or ""}
+
+
+def _fresh_info(fs: Any, path: str) -> dict[str, Any]:
+    """``fs.info(path)`` asked of the store, not of a listing fsspec cached (FTP answers from
+    the parent's listing: drop that too)."""
+    fs.invalidate_cache(path)
+    fs.invalidate_cache(path.rstrip("/").rpartition("/")[0] or "/")
+    return dict(fs.info(path))
+
+
+def _put(fs: Any, protocol: str, local_path: str, path: str) -> None:
+    """Upload so that ``path`` is never half-written: one put on object stores, else a
+    temporary sibling renamed over it."""
+    if protocol in _ATOMIC_PUT:
+        fs.put_file(local_path, path)
+    else:
+        head, _, tail = path.rpartition("/")
+        if head:
+            fs.makedirs(head, exist_ok=True)
+        tmp = f"{head}/.{tail}.{os.urandom(4).hex()}{TMP_SUFFIX}"
+        fs.put_file(local_path, tmp)
+        try:
+            _replace(fs, tmp, path)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                fs.rm(tmp)
+            raise
+    fs.invalidate_cache(path)
 
 
 def _replace(fs: Any, tmp: str, path: str) -> None:
