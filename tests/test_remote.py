@@ -611,3 +611,10 @@ def test_a_dropped_ftp_connection_is_reopened(tmp_path):
         assert t.exists() and t.open().read() == "kept"
     finally:
         second.stop()
+
+
+def test_a_bucket_or_server_root_is_never_removed():
+    """A failed task's cleanup removes what it wrote; a whole bucket or "/" is refused instead."""
+    for url in ("s3://some-bucket", "s3://some-bucket/", "ftp://127.0.0.1:1/", "memory://"):
+        with pytest.raises(RemoteError, match="refusing to remove"):
+            flow.RemoteTarget(url).remove()

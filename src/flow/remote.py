@@ -200,6 +200,12 @@ class RemoteTarget(FileSystemTarget):
     def remove(self) -> None:
         """Delete the object (or everything under a directory); a missing one is not an error."""
 
+        if _is_root(self._url):
+            raise RemoteError(
+                f"refusing to remove {self.path}: it is a whole bucket or server root; "
+                "declare the objects (or a prefix) the task writes instead"
+            )
+
         def remove(fs: Any, path: str) -> None:
             fs.invalidate_cache(path)
             with contextlib.suppress(FileNotFoundError):
@@ -430,6 +436,13 @@ def _netrc_login(host: str) -> dict[str, str]:
         return {}
     login, _, password = found
     return {"username": login, "password": password or ""}
+
+
+def _is_root(url: str) -> bool:
+    """A whole bucket (``s3://bucket``) or a server's root directory (``ftp://host/``)."""
+    parts = urlsplit(url)
+    rest = parts.netloc + parts.path if protocol_of(url) == "memory" else parts.path
+    return not rest.strip("/")
 
 
 def _fresh_info(fs: Any, path: str) -> dict[str, Any]:
