@@ -69,6 +69,13 @@ class BuildResult:
     def scheduling_succeeded(self) -> bool:  # Luigi's LuigiRunResult attribute
         return bool(self)
 
+    @property
+    def status(self) -> Any:
+        """Luigi's ``LuigiStatusCode`` for this build (``flow.LuigiStatusCode``)."""
+        from .runstatus import status_of
+
+        return status_of(self)
+
 
 def build(
     tasks: Task | list[Task],
