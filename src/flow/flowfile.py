@@ -293,7 +293,20 @@ def find_task(flowfile: Flowfile, name: str) -> Any:
             raise UsageError(
                 f"task name {name!r} is ambiguous: it matches {names}; use the full name"
             )
+    builtin = _builtin_task(name)
+    if builtin is not None:
+        return builtin
     raise UsageError(unknown_task_message(flowfile, name))
+
+
+def _builtin_task(name: str) -> Any:
+    """flow's own tasks a command line may name without importing them (``RangeDaily``)."""
+    short = name.removeprefix("flow.range.").removeprefix("luigi.tools.range.")
+    if short.lower() not in {"rangedaily", "rangehourly", "rangemonthly", "rangebyminutes"}:
+        return None
+    from . import range as ranges
+
+    return next(getattr(ranges, n) for n in ranges.__all__ if n.lower() == short.lower())
 
 
 def unknown_task_message(flowfile: Flowfile, name: str) -> str:

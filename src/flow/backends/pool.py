@@ -154,6 +154,15 @@ class ProcessPool:
             initargs=(self._init,),
         )
 
+    def cancel(self, tid: str) -> bool:
+        """Stop the run of task ``tid`` now (its worker's process group); False if not running."""
+        for future, (executor, busy_tid) in list(self._busy.items()):
+            if busy_tid == tid:
+                del self._busy[future]
+                _stop(executor)
+                return True
+        return False
+
     def kill(self) -> None:
         """Stop every worker now, with the commands they started."""
         for executor in [*self._idle, *(e for e, _ in self._busy.values())]:
