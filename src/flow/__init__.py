@@ -84,6 +84,7 @@ _MODULES = {
     "target": "target",
     "local_target": "target",
     "task": "task",
+    "tools": "tools",
 }
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
