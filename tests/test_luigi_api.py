@@ -362,6 +362,14 @@ def test_a_config_class_reads_its_section_and_the_command_line_beats_it(project)
     assert project.read("out/dump.txt") == "other:6543"
 
 
+def test_a_bare_flow_builds_the_first_task_not_a_config_class(project):
+    """The Flowfile's first class is a Config: `flow` with no task builds the first real task."""
+    project.flowfile(CONFIG)
+    proc = project.run()
+    assert proc.returncode == 0, proc.stderr
+    assert project.read("out/dump.txt") == "localhost:5432"
+
+
 def test_a_config_class_reads_tool_flow_tasks_in_pyproject(project):
     """[tool.flow.tasks.db] in pyproject.toml is the same section in flow's own file."""
     project.flowfile(CONFIG)
