@@ -191,6 +191,15 @@ class Broken(flow.Task):
             f.write("half")
             raise ValueError("boom")
 
+class Part(flow.Task):
+    i = flow.IntParameter()
+    def output(self):
+        return MockTarget(f"part{self.i}")
+    def run(self):
+        with self.output().open("w") as f:
+            f.write(str(self.i))
+
+parallel = flow.build([Part(1), Part(2)], workers=2)
 first = flow.build([Count()], local_scheduler=True)
 second = flow.build([Count()], local_scheduler=True)
 failed = flow.build([Broken()], local_scheduler=True)
@@ -199,6 +208,7 @@ print(json.dumps({
     "second": [bool(second), second.ran, second.up_to_date],
     "data": {k: v.decode() for k, v in MockTarget.fs.get_all_data().items()},
     "failed": [bool(failed), failed.failed, MockTarget("broken").exists()],
+    "parallel": [bool(parallel), sorted(parallel.ran)],
 }))
 """
 
@@ -211,7 +221,9 @@ def test_mock_targets_build_in_memory_atomically_and_are_recorded_for_staleness(
     doc = json.loads(proc.stdout.strip().splitlines()[-1])
     assert doc["first"] == [True, ["Words()", "Count()"]]
     assert doc["second"] == [True, [], ["Words()", "Count()"]]
-    assert doc["data"] == {"words": "a b c", "count": "3"}
+    assert doc["data"] == {"part1": "1", "part2": "2", "words": "a b c", "count": "3"}
+    # workers=2: tasks writing MockTargets still run in this process, where the data lives.
+    assert doc["parallel"] == [True, ["Part(i=1)", "Part(i=2)"]]
     assert doc["failed"] == [False, ["Broken()"], False]
 
 
@@ -445,3 +457,26 @@ def test_event_handlers_run_in_the_flow_process_and_their_errors_are_warnings(pr
     ]
     warnings = [ln for ln in proc.stderr.splitlines() if "the handler broke" in ln]
     assert len(warnings) == 2 and all("warning" in ln for ln in warnings)
+
+
+def test_a_missing_external_input_triggers_dependency_missing(project):
+    """An ExternalTask whose output is missing: DEPENDENCY_MISSING handlers get it; exit 1."""
+    project.flowfile(
+        """
+        class Raw(flow.ExternalTask):
+            def output(self):
+                return flow.LocalTarget("raw.csv")
+
+        class Use(flow.Task):
+            def requires(self):
+                return Raw()
+            def run(self):
+                pass
+
+        @Raw.event_handler(flow.Event.DEPENDENCY_MISSING)
+        def missing(task):
+            open("missing.log", "a").write(task.task_id)
+        """
+    )
+    assert project.run("Use").returncode == 1
+    assert project.read("missing.log") == "Raw()"

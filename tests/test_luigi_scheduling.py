@@ -96,6 +96,35 @@ def test_higher_priority_tasks_start_first_among_ready_ones(project):
     assert project.ran("All") == ["P(name=top)", "P(name=high)", "P(name=mid)", "P(name=low)"]
 
 
+def test_what_an_urgent_task_needs_starts_before_a_less_urgent_task(project):
+    """Priority passes upstream as in Luigi: Need (0) required by Urgent (10) runs before Other (5)."""
+    project.flowfile(
+        """
+        class Base(flow.Task):
+            def output(self):
+                return flow.LocalTarget(f"out/{type(self).__name__}")
+            def run(self):
+                self.output().open("w").close()
+
+        class Other(Base):
+            priority = 5
+
+        class Need(Base):
+            pass
+
+        class Urgent(Base):
+            priority = 10
+            def requires(self):
+                return Need()
+
+        class All(flow.WrapperTask):
+            def requires(self):
+                return [Other(), Urgent()]
+        """
+    )
+    assert project.ran("All") == ["Need()", "Urgent()", "Other()"]
+
+
 RETRY = """
 import os
 

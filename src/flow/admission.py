@@ -65,13 +65,20 @@ class Admission:
         self.held: dict[str, dict[str, int]] = {}  # task id -> what it holds
         self.attempts: dict[str, int] = {}  # task id -> runs started so far
         self.deadlines: dict[str, float] = {}  # task id -> when a pool run times out
+        self.priorities: dict[str, float] | None = None  # task id -> effective, when any is set
 
     # -- order and resources ----------------------------------------------------------------------
-    def add_ready(self, ready: deque[str], tids: Any, tasks: dict[str, Any]) -> None:
-        """Add newly ready tasks, keeping higher ``priority`` first (ties: as they came)."""
+    def add_ready(
+        self, ready: deque[str], tids: Any, tasks: dict[str, Any], down: dict[str, list[str]]
+    ) -> None:
+        """Add newly ready tasks, keeping higher priority first (ties: as they came). A task's
+        priority is the highest of its own and those of the tasks waiting for it, as in Luigi:
+        what an urgent task needs is urgent too."""
         ready.extend(tids)
-        if any(_priority(tasks[t]) for t in ready):
-            ordered = sorted(ready, key=lambda t: -_priority(tasks[t]))
+        if self.priorities is None:
+            self.priorities = _effective_priorities(tasks, down)
+        if self.priorities:
+            ordered = sorted(ready, key=lambda t: -self.priorities.get(t, 0.0))  # type: ignore[union-attr]
             ready.clear()
             ready.extend(ordered)
 
@@ -162,6 +169,25 @@ def in_process_deadline(task: Any) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _effective_priorities(tasks: dict[str, Any], down: dict[str, list[str]]) -> dict[str, float]:
+    """Each task's priority raised to its dependents' (empty when no task sets one)."""
+    own = {tid: _priority(task) for tid, task in tasks.items()}
+    if not any(own.values()):
+        return {}
+    memo: dict[str, float] = {}
+    for start in tasks:
+        stack = [start]
+        while stack:  # iterative: a long chain must not hit the recursion limit
+            tid = stack[-1]
+            pending = [d for d in down.get(tid, ()) if d not in memo and d in own]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            memo[tid] = max([own[tid], *(memo[d] for d in down.get(tid, ()) if d in memo)])
+    return memo
 
 
 def _needs(task: Any) -> dict[str, int]:

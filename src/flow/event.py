@@ -95,6 +95,13 @@ class Handlers:
             return
         self._trigger(result.task_id, Event.PROCESSING_TIME, result.duration)
 
+    def run_finished(self, results: dict[str, TaskResult], elapsed: float, missing: Any) -> None:
+        for tid, result in results.items():
+            if result.status == "missing-external":
+                self._trigger(tid, Event.DEPENDENCY_MISSING)
+            elif result.status == "external":
+                self._trigger(tid, Event.DEPENDENCY_PRESENT)
+
     def _trigger(self, tid: str, event: str, *args: Any) -> None:
         task: Any = self.tasks.get(tid) or _find(tid)
         if task is None:

@@ -108,7 +108,7 @@ class Executor:
         slots = self.backend.slots
         admit = self.admission
         while sorter.is_active():
-            admit.add_ready(s.ready, sorter.get_ready(), graph.tasks)
+            admit.add_ready(s.ready, sorter.get_ready(), graph.tasks, s.down)
             while s.ready and len(self.running) < slots and admit.first_fit(s.ready, graph.tasks):
                 self._start_next(s)
             starved = bool(s.ready) and len(self.running) < slots  # waiting for resources

@@ -211,12 +211,12 @@ def _add_months(dt: _dt.datetime, n: int) -> _dt.datetime:
 
 
 class RangeDaily(RangeDailyBase):
-    """``of`` for every missing date of ``[start, stop)``."""
+    """Requires the 'of' task for every date from start to stop (excluded) not yet complete."""
 
 
 class RangeHourly(RangeHourlyBase):
-    """``of`` for every missing hour of ``[start, stop)``."""
+    """Requires the 'of' task for every hour from start to stop (excluded) not yet complete."""
 
 
 class RangeByMinutes(RangeByMinutesBase):
-    """``of`` for every missing ``minutes_interval`` of ``[start, stop)``."""
+    """Requires the 'of' task every minutes_interval from start to stop (excluded)."""

@@ -104,6 +104,8 @@ class ProcessPool:
         self._busy: dict[Any, tuple[Any, str]] = {}  # future -> (its executor, task id)
 
     def accepts(self, task: Task) -> bool:
+        if _in_memory(task):
+            return False
         spec = describe(task)
         if spec is not None:
             self._specs[id(task)] = spec
@@ -175,6 +177,16 @@ class ProcessPool:
             executor.shutdown(wait=True)
         self._idle.clear()
         self._busy.clear()
+
+
+def _in_memory(task: Task) -> bool:
+    """True for a task with a MockTarget output: its data lives in this process only."""
+    mock = sys.modules.get("flow.mock")
+    if mock is None:  # nothing made a MockTarget
+        return False
+    from ..task import flatten
+
+    return any(isinstance(o, mock.MockTarget) for o in flatten(task.output()))
 
 
 def _stop(executor: Any) -> None:
