@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .errors import ConfigError, TaskFailure
+from .taskapi import TaskApi
 
 
 class TimedOut(TaskFailure):
@@ -139,6 +140,8 @@ class Admission:
         return left if timeout is None else min(left, timeout)
 
     def overdue(self) -> list[str]:
+        if not self.deadlines:
+            return []
         now = time.monotonic()
         return [tid for tid, when in self.deadlines.items() if when <= now]
 
@@ -191,9 +194,12 @@ def _effective_priorities(tasks: dict[str, Any], down: dict[str, list[str]]) -> 
 
 
 def _needs(task: Any) -> dict[str, int]:
-    process_resources = getattr(task, "process_resources", None)
-    needs = process_resources() if process_resources else getattr(task, "resources", None)
-    return {str(r): int(n) for r, n in (needs or {}).items() if n}
+    if getattr(type(task), "process_resources", None) is TaskApi.process_resources:
+        needs = task.resources  # the common case, without a call: asked for every task
+    else:
+        process_resources = getattr(task, "process_resources", None)
+        needs = process_resources() if process_resources else getattr(task, "resources", None)
+    return {str(r): int(n) for r, n in needs.items() if n} if needs else {}
 
 
 def _priority(task: Any) -> float:
