@@ -618,3 +618,30 @@ def test_a_bucket_or_server_root_is_never_removed():
     for url in ("s3://some-bucket", "s3://some-bucket/", "ftp://127.0.0.1:1/", "memory://"):
         with pytest.raises(RemoteError, match="refusing to remove"):
             flow.RemoteTarget(url).remove()
+
+
+def test_remote_target_applies_a_format(mem):
+    """format=Gzip compresses on the way up and decompresses on the way down; Nop is bytes."""
+    import gzip
+
+    from flow import format as fmt
+
+    t = flow.RemoteTarget(f"{mem}/data.gz", format=fmt.Gzip)
+    with t.open("w") as f:
+        f.write(b"compressed bytes")
+    raw = fsspec.filesystem("memory").cat(t.fs_path)
+    assert gzip.decompress(raw) == b"compressed bytes"
+    with t.open("r") as f:
+        assert f.read() == b"compressed bytes"
+    nop = flow.RemoteTarget(f"{mem}/raw.bin", format=fmt.Nop)
+    with nop.open("w") as f:
+        f.write(b"\x00\x01")
+    with nop.open("r") as f:
+        assert f.read() == b"\x00\x01"
+    with (
+        pytest.raises(RuntimeError),
+        flow.RemoteTarget(f"{mem}/x.gz", format=fmt.Gzip).open("w") as f,
+    ):
+        f.write(b"half")
+        raise RuntimeError("failed")
+    assert not flow.RemoteTarget(f"{mem}/x.gz").exists()

@@ -21,8 +21,13 @@ _LAZY = {
     "target_for": "remote",
     "LocalTarget": "target",
     "Target": "target",
+    "Config": "task",
     "DynamicRequirements": "task",
     "ExternalTask": "task",
+    "Event": "event",
+    "LuigiStatusCode": "runstatus",
+    "namespace": "namespaces",
+    "auto_namespace": "namespaces",
     "Task": "task",
     "WrapperTask": "task",
     **dict.fromkeys(
@@ -37,17 +42,62 @@ _LAZY = {
             "FloatParameter",
             "IntParameter",
             "ListParameter",
-            "NumericalParameter",
             "OptionalParameter",
             "Parameter",
             "PathParameter",
-            "TupleParameter",
         ),
         "parameter",
     ),
+    **dict.fromkeys(
+        (
+            "ChoiceListParameter",
+            "DateHourParameter",
+            "DateMinuteParameter",
+            "DateSecondParameter",
+            "EnumListParameter",
+            "MonthParameter",
+            "NumericalParameter",
+            "OptionalBoolParameter",
+            "OptionalChoiceParameter",
+            "OptionalDictParameter",
+            "OptionalFloatParameter",
+            "OptionalIntParameter",
+            "OptionalListParameter",
+            "OptionalNumericalParameter",
+            "OptionalPathParameter",
+            "OptionalStrParameter",
+            "OptionalTupleParameter",
+            "StrParameter",
+            "TaskParameter",
+            "TimeDeltaParameter",
+            "TupleParameter",
+            "YearParameter",
+        ),
+        "paramtypes",
+    ),
+}
+
+# Submodules reachable as attributes, as Luigi's are (`luigi.format.Nop`, `luigi.mock.MockTarget`);
+# Luigi's module names that are flow modules under another name map to those.
+_MODULES = {
+    "format": "format",
+    "mock": "mock",
+    "range": "range",
+    "event": "event",
+    "parameter": "parameter",
+    "target": "target",
+    "local_target": "target",
+    "task": "task",
+    "tools": "tools",
 }
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from . import event, parameter, range, target, task
+    from . import format as format
+    from . import mock as mock
+    from . import target as local_target
+    from .event import Event
+    from .namespaces import auto_namespace, namespace
     from .parameter import (
         BoolParameter,
         ChoiceParameter,
@@ -59,44 +109,80 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         FloatParameter,
         IntParameter,
         ListParameter,
-        NumericalParameter,
         OptionalParameter,
         Parameter,
         PathParameter,
-        TupleParameter,
     )
     from .remote import FTPTarget, RemoteTarget, S3Target, target_for
+    from .paramtypes import (
+        ChoiceListParameter,
+        DateHourParameter,
+        DateMinuteParameter,
+        DateSecondParameter,
+        EnumListParameter,
+        MonthParameter,
+        NumericalParameter,
+        OptionalBoolParameter,
+        OptionalChoiceParameter,
+        OptionalDictParameter,
+        OptionalFloatParameter,
+        OptionalIntParameter,
+        OptionalListParameter,
+        OptionalNumericalParameter,
+        OptionalPathParameter,
+        OptionalStrParameter,
+        OptionalTupleParameter,
+        StrParameter,
+        TaskParameter,
+        TimeDeltaParameter,
+        TupleParameter,
+        YearParameter,
+    )
+    from .runstatus import LuigiStatusCode
     from .shell import CommandFailed, Files, sh
     from .spine import BuildResult
     from .target import FileSystemTarget, LocalTarget, Target
-    from .task import DynamicRequirements, ExternalTask, Task, WrapperTask
+    from .task import Config, DynamicRequirements, ExternalTask, Task, WrapperTask
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        value = importlib.import_module(f".{_MODULES[name]}", __name__)
+        globals()[name] = value
+        return value
     try:
         module = _LAZY[name]
     except KeyError:
-        raise AttributeError(f"module 'flow' has no attribute {name!r}") from None
+        from .luigi_names import absent_message
+
+        raise AttributeError(absent_message(name)) from None
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # later lookups are plain attribute reads
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_MODULES))
 
 
 __all__ = [
     "BoolParameter",
     "BuildResult",
+    "ChoiceListParameter",
     "ChoiceParameter",
     "CommandFailed",
+    "Config",
+    "DateHourParameter",
     "DateInterval",
     "DateIntervalParameter",
+    "DateMinuteParameter",
     "DateParameter",
+    "DateSecondParameter",
     "DictParameter",
     "DynamicRequirements",
+    "EnumListParameter",
     "EnumParameter",
+    "Event",
     "ExternalTask",
     "FTPTarget",
     "FileSystemTarget",
@@ -105,20 +191,44 @@ __all__ = [
     "IntParameter",
     "ListParameter",
     "LocalTarget",
+    "local_target",
+    "LuigiStatusCode",
+    "MonthParameter",
     "NumericalParameter",
+    "OptionalBoolParameter",
+    "OptionalChoiceParameter",
+    "OptionalDictParameter",
+    "OptionalFloatParameter",
+    "OptionalIntParameter",
+    "OptionalListParameter",
+    "OptionalNumericalParameter",
     "OptionalParameter",
+    "OptionalPathParameter",
+    "OptionalStrParameter",
+    "OptionalTupleParameter",
     "Parameter",
     "PathParameter",
     "RemoteTarget",
     "S3Target",
+    "StrParameter",
     "Target",
     "Task",
+    "TaskParameter",
+    "TimeDeltaParameter",
     "TupleParameter",
     "WrapperTask",
+    "YearParameter",
+    "auto_namespace",
     "build",
+    "event",
+    "namespace",
+    "parameter",
+    "range",
     "run",
     "sh",
     "target_for",
+    "target",
+    "task",
 ]
 
 

@@ -44,6 +44,7 @@ class TaskResult:
     duration: float = 0.0
     error: str = ""
     output: str = ""  # what it printed, captured when it ran in a worker process
+    attempts: int = 1  # runs in this build (more than one with a task's retry_count)
 
 
 class Events(Protocol):

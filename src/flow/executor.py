@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import attempt, dynamic
+from .admission import Admission, in_process_deadline, timeout_message
 from .attempt import Attempt
 from .backends import Backend, Completion, Job
 from .backends.inprocess import InProcess
@@ -75,6 +76,7 @@ class Executor:
         self.running: dict[str, Attempt] = {}
         self._waiting_said: set[str] = set()
         self._early: list[TaskResult] = []  # finished while a parent waited for them (dynamic)
+        self.admission = Admission()  # priority, resources, retries, timeouts (Luigi's)
 
     def execute(self) -> dict[str, TaskResult]:
         try:
@@ -104,11 +106,13 @@ class Executor:
         sorter.prepare()
         s = _Schedule(sorter, graph.dependents())
         slots = self.backend.slots
+        admit = self.admission
         while sorter.is_active():
-            s.ready.extend(sorter.get_ready())
-            while s.ready and len(self.running) < slots:
+            admit.add_ready(s.ready, sorter.get_ready(), graph.tasks, s.down)
+            while s.ready and len(self.running) < slots and admit.first_fit(s.ready, graph.tasks):
                 self._start_next(s)
-            if self.running and (not s.ready or len(self.running) >= slots):
+            starved = bool(s.ready) and len(self.running) < slots  # waiting for resources
+            if self.running and (not s.ready or len(self.running) >= slots or starved):
                 for result in self._collect(timeout=0.1 if s.parked else None):
                     self._done(result, s)
             elif s.parked and not s.ready:
@@ -217,6 +221,10 @@ class Executor:
             self.events.warning(
                 f"{key} was modified {by}; saved that copy as {saved} before rebuilding"
             )
+        refused = self.admission.refusal(task)
+        if refused:  # it needs more of a resource than there is
+            self.ctx.manifest.locks.release(locks or [])
+            return self._failed_before_start(tid, refused)
         self._start(task, d, locks or [])
         return None
 
@@ -235,22 +243,55 @@ class Executor:
         self.running[tid] = run
         p = self.progress
         self.events.task_started(tid, p.done + 1, max(p.total, p.done + 1))
+        self._submit(run)
+
+    def _submit(self, run: Attempt) -> None:
+        task = run.task
+        self.admission.hold(task)
         job = Job(task, run.outputs, run.before, self._drive)
         backend = self.backend if self.backend.accepts(task) else self.local
-        backend.submit(job)
+        if isinstance(backend, InProcess):
+            with in_process_deadline(task):
+                backend.submit(job)
+        else:
+            backend.submit(job)
 
     def _collect(self, timeout: float | None) -> list[TaskResult]:
         """Wait for at least one running task to end (or ``timeout``); settle what ended."""
         done = self.local.wait(0) if self.local is not self.backend else []
         if not done:
-            done = self.backend.wait(timeout)
-        return [self._finish(c) for c in done]
+            done = self.backend.wait(self.admission.wait_time(timeout))
+        done += self._timed_out()
+        return [r for c in done if (r := self._finish(c)) is not None]
 
-    def _finish(self, c: Completion) -> TaskResult:
-        run = self.running.pop(c.task_id)
+    def _timed_out(self) -> list[Completion]:
+        """Stop the worker runs past their ``worker_timeout`` (the backend kills the process
+        group); each becomes a failure."""
+        out = []
+        for tid in self.admission.overdue():
+            self.admission.deadlines.pop(tid, None)
+            cancel = getattr(self.backend, "cancel", None)
+            if cancel is not None and cancel(tid):
+                run = self.running[tid]
+                for o in run.outputs:
+                    o.clean_temporaries()
+                out.append(Completion(tid, timeout_message(run.task)))
+        return out
+
+    def _finish(self, c: Completion) -> TaskResult | None:
+        run = self.running[c.task_id]
+        if c.error and self.admission.may_retry(run.task):  # retry_count: run it again
+            attempt.remove_written(run.outputs, run.before)
+            self.events.warning(self.admission.retry_message(run.task, c.error))
+            self.admission.release(c.task_id)
+            self._submit(run)
+            return None
+        del self.running[c.task_id]
+        self.admission.release(c.task_id)
         if c.error:
             attempt.remove_written(run.outputs, run.before)  # the worker did; make sure
         result = self._set(attempt.finish(self.ctx, run, c.error, c.output))
+        result.attempts = self.admission.attempts.get(c.task_id, 1)
         self._count_finished(result)
         return result
 
@@ -304,7 +345,8 @@ class Executor:
         # A yielded task this run already started in a worker is waited for, never run twice.
         others = graph.tasks.keys() - {parent.task_id}
         while self.backend is not self.local and others & self.running.keys():
-            self._early += [self._finish(c) for c in self.backend.wait(None)]
+            done = [self._finish(c) for c in self.backend.wait(None)]
+            self._early += [r for r in done if r is not None]
         sub_ctx = Context(graph, self.ctx.manifest, self.ctx.fingerprints, self.ctx.code)
         sub_plan = make_plan(graph, sub_ctx)
         self.progress.total += len(sub_plan.to_run)

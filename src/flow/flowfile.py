@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from .errors import FlowError, FlowfileError, UsageError
-from .task import ExternalTask, Register, Task, WrapperTask
+from .task import Config, ExternalTask, Register, Task, WrapperTask
 
 FLOWFILE_NAME = "Flowfile.py"
 _FLOW_PKG = os.path.dirname(os.path.abspath(__file__))
@@ -41,7 +41,12 @@ class Flowfile:
             return default
         if isinstance(default, str):
             return find_task(self, default)
-        own = [c for c in self.tasks if c.__module__ == self.module.__name__]
+        # A Config class holds settings; it is never what a bare `flow` means to build.
+        own = [
+            c
+            for c in self.tasks
+            if c.__module__ == self.module.__name__ and not issubclass(c, Config)
+        ]
         return own[0] if own else None
 
     @property
@@ -253,7 +258,7 @@ def from_module(module: ModuleType) -> Flowfile:
     return Flowfile(path, module, collect_tasks(module))
 
 
-_BASES = {Task, WrapperTask, ExternalTask}
+_BASES = {Task, WrapperTask, ExternalTask, Config}
 
 
 def collect_tasks(module: ModuleType) -> list[type]:
@@ -293,7 +298,20 @@ def find_task(flowfile: Flowfile, name: str) -> Any:
             raise UsageError(
                 f"task name {name!r} is ambiguous: it matches {names}; use the full name"
             )
+    builtin = _builtin_task(name)
+    if builtin is not None:
+        return builtin
     raise UsageError(unknown_task_message(flowfile, name))
+
+
+def _builtin_task(name: str) -> Any:
+    """flow's own tasks a command line may name without importing them (``RangeDaily``)."""
+    short = name.removeprefix("flow.range.").removeprefix("luigi.tools.range.")
+    if short.lower() not in {"rangedaily", "rangehourly", "rangemonthly", "rangebyminutes"}:
+        return None
+    from . import range as ranges
+
+    return next(getattr(ranges, n) for n in ranges.__all__ if n.lower() == short.lower())
 
 
 def unknown_task_message(flowfile: Flowfile, name: str) -> str:

@@ -388,8 +388,3 @@ class PathParameter(Parameter):
 
     def serialize(self, value: Any) -> str:
         return str(value)
-
-
-# Luigi spells a few of these differently; these names let its pipelines port unchanged.
-NumericalParameter = FloatParameter
-TupleParameter = ListParameter

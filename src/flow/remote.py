@@ -81,7 +81,8 @@ class RemoteTarget(FileSystemTarget):
     Args:
         url: where the data lives. Credentials may be in it (``ftp://user:pw@host/x``); they
             never appear in ``path``, output, errors or ``.flow/``.
-        format: accepted for Luigi (``flow.format.Nop`` and friends).
+        format: a ``flow.format`` (``Nop`` for bytes, ``Gzip``, ``UTF8 >> Gzip``...) that
+            ``open()`` applies, as Luigi's targets do.
         **storage_options: passed to the fsspec filesystem (``key=``, ``secret=``,
             ``endpoint_url=``, ``timeout=``...). fsspec's own configuration and the store's
             usual credentials (AWS_* variables, ``~/.aws``, netrc for FTP) fill in the rest.
@@ -186,16 +187,18 @@ class RemoteTarget(FileSystemTarget):
     # -- reading and writing -------------------------------------------------------------
 
     def open(self, mode: str = "r") -> IO[Any]:
-        """``r``/``rb`` read from the store; ``w``/``wb`` write atomically on a clean close."""
-        if mode in ("r", "rt", "rb"):
-            # Looking first reconnects a dropped connection here, not in the middle of a read.
-            raw = self._using(
-                "open", lambda fs, path: _fresh_info(fs, path) and fs.open(path, "rb")
-            )
-            return raw if mode == "rb" else io.TextIOWrapper(raw, encoding="utf-8")
-        if mode in ("w", "wt", "wb"):
-            return AtomicUpload(self, binary=mode == "wb")  # type: ignore[return-value]
-        raise ValueError(f"unsupported mode {mode!r} for {self!r}: use r, rb, w or wb")
+        """``r``/``rb`` read from the store; ``w``/``wb`` write atomically on a clean close.
+        With a ``format`` (``flow.format.Gzip``...), it is applied on the way."""
+        if mode not in ("r", "rt", "rb", "w", "wt", "wb"):
+            raise ValueError(f"unsupported mode {mode!r} for {self!r}: use r, rb, w or wb")
+        if mode.startswith("w"):
+            writer = AtomicUpload(self, binary=self.format is not None or mode == "wb")
+            return writer if self.format is None else _formatted(self.format, writer, mode)
+        # Looking first reconnects a dropped connection here, not in the middle of a read.
+        raw = self._using("open", lambda fs, path: _fresh_info(fs, path) and fs.open(path, "rb"))
+        if self.format is not None:
+            return _formatted(self.format, raw, mode)
+        return raw if mode == "rb" else io.TextIOWrapper(raw, encoding="utf-8")
 
     def remove(self) -> None:
         """Delete the object (or everything under a directory); a missing one is not an error."""
@@ -443,6 +446,12 @@ def _is_root(url: str) -> bool:
     parts = urlsplit(url)
     rest = parts.netloc + parts.path if protocol_of(url) == "memory" else parts.path
     return not rest.strip("/")
+
+
+def _formatted(fmt: Any, binary_file: Any, mode: str) -> Any:
+    from .format import wrap
+
+    return wrap(fmt, binary_file, mode)
 
 
 def _fresh_info(fs: Any, path: str) -> dict[str, Any]:

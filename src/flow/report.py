@@ -324,6 +324,7 @@ def _result_json(r: TaskResult) -> dict[str, Any]:
         "reasons": _reasons_json(r.decision),
         "seconds": round(r.duration, 4),
         **({"adopted": True} if r.status == "up-to-date" and _adopted(r.decision) else {}),
+        **({"attempts": r.attempts} if r.attempts > 1 else {}),  # a task's retry_count
         **({"error": r.error} if r.error else {}),
     }
 

@@ -16,6 +16,7 @@ from .codehash import CodeHasher
 from .decide import Context, output_exists, records_for
 from .dynamic import add_recorded, kept
 from .errors import EXIT_FAILED, EXIT_OK
+from .event import subscribe as subscribe_handlers
 from .events import Fanout, Status, TaskResult
 from .executor import Executor
 from .fingerprint import Fingerprinter
@@ -69,6 +70,13 @@ class BuildResult:
     def scheduling_succeeded(self) -> bool:  # Luigi's LuigiRunResult attribute
         return bool(self)
 
+    @property
+    def status(self) -> Any:
+        """Luigi's ``LuigiStatusCode`` for this build (``flow.LuigiStatusCode``)."""
+        from .runstatus import status_of
+
+        return status_of(self)
+
 
 def build(
     tasks: Task | list[Task],
@@ -106,6 +114,7 @@ def build(
     roots = [tasks] if isinstance(tasks, Task) else list(tasks)
     reporter = reporter if reporter is not None else Reporter()
     events = Fanout(reporter, *subscribers)
+    subscribe_handlers(events)  # @Task.event_handler functions, called in this process
     jobs = int(luigi_options.pop("workers", jobs) or 1)
     with _gc_paused():
         graph = build_graph(roots)

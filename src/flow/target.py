@@ -91,7 +91,8 @@ class LocalTarget(FileSystemTarget):
         self, path: str | os.PathLike[str], format: Any = None, is_tmp: bool = False
     ) -> None:
         self.path = os.fspath(path)
-        self.format = format  # accepted for Luigi; binary data is chosen by the mode ("wb")
+        # A flow.format (Luigi's luigi.format) that open() applies; None: text, or binary for "rb"/"wb".
+        self.format = format
         self.key: str = _canonical(self.path)
 
     def exists(self) -> bool:
@@ -123,7 +124,10 @@ class LocalTarget(FileSystemTarget):
             _discard(tmp)
 
     def open(self, mode: str = "r") -> IO[Any]:
-        """Open for reading (``r``, ``rb``) or for an atomic write (``w``, ``wb``)."""
+        """Open for reading (``r``, ``rb``) or for an atomic write (``w``, ``wb``), through
+        the target's ``format`` when it has one (``flow.format.Nop``: binary)."""
+        if self.format is not None:
+            return self._open_formatted(mode)
         if mode in ("r", "rb", "rt"):
             if mode == "rb":
                 return open(self.path, "rb")
@@ -131,6 +135,15 @@ class LocalTarget(FileSystemTarget):
         if mode in ("w", "wb", "wt"):
             return AtomicFile(self.path, binary=mode == "wb")  # type: ignore[return-value]
         raise ValueError(f"unsupported mode {mode!r} for {self!r}: use r, rb, w or wb")
+
+    def _open_formatted(self, mode: str) -> Any:
+        from .format import wrap
+
+        if mode.replace("b", "").replace("t", "") == "w":
+            return wrap(self.format, AtomicFile(self.path, binary=True), mode)
+        if mode.replace("b", "").replace("t", "") != "r":
+            raise ValueError(f"unsupported mode {mode!r} for {self!r}: use r, rb, w or wb")
+        return wrap(self.format, open(self.path, "rb"), mode)
 
     def remove(self) -> None:
         """Delete the file or directory; a missing one is not an error. A symbolic link is

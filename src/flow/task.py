@@ -10,7 +10,9 @@ from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from .errors import ParameterError
+from .namespaces import for_module
 from .parameter import Parameter, ParameterVisibility
+from .taskapi import TaskApi
 
 # Parameter values set on the command line for a class (`Task.param=value`): they replace the
 # default wherever that class is instantiated without the parameter, as Luigi's --Task-param does.
@@ -68,6 +70,10 @@ class Register(type):
         # Later definitions (in a subclass) replace earlier ones of the same name.
         by_name = dict(params)
         cls._params = sorted(by_name.items(), key=lambda kv: kv[1]._order)  # type: ignore[attr-defined]
+        # namespace()/auto_namespace() name the classes defined after them (flow's own aside).
+        if "task_namespace" not in ns and getattr(cls, "task_namespace", None) is None:
+            if not cls.__module__.startswith("flow.") and (space := for_module(cls.__module__)):
+                cls.task_namespace = space  # type: ignore[attr-defined]
         Register.registry.append(cls)
         return cls
 
@@ -99,7 +105,7 @@ class Register(type):
         return f"{ns}.{cls.__name__}" if ns else cls.__name__
 
 
-class Task(metaclass=Register):
+class Task(TaskApi, metaclass=Register):
     """A unit of work with typed parameters, upstream requirements and output targets.
 
     Subclass it and define ``requires()``, ``output()`` and ``run()``; declare parameters as class
@@ -244,6 +250,11 @@ class Task(metaclass=Register):
 
     def on_failure(self, exception: BaseException) -> Any:
         return None
+
+
+class Config(Task):
+    """Settings as a task class: its parameters come from the config section of its name
+    (``[MyConfig]`` in luigi.cfg, ``[tool.flow.tasks.MyConfig]``). Read ``MyConfig().value``."""
 
 
 class WrapperTask(Task):

@@ -104,6 +104,8 @@ class ProcessPool:
         self._busy: dict[Any, tuple[Any, str]] = {}  # future -> (its executor, task id)
 
     def accepts(self, task: Task) -> bool:
+        if _in_memory(task):
+            return False
         spec = describe(task)
         if spec is not None:
             self._specs[id(task)] = spec
@@ -154,6 +156,15 @@ class ProcessPool:
             initargs=(self._init,),
         )
 
+    def cancel(self, tid: str) -> bool:
+        """Stop the run of task ``tid`` now (its worker's process group); False if not running."""
+        for future, (executor, busy_tid) in list(self._busy.items()):
+            if busy_tid == tid:
+                del self._busy[future]
+                _stop(executor)
+                return True
+        return False
+
     def kill(self) -> None:
         """Stop every worker now, with the commands they started."""
         for executor in [*self._idle, *(e for e, _ in self._busy.values())]:
@@ -166,6 +177,16 @@ class ProcessPool:
             executor.shutdown(wait=True)
         self._idle.clear()
         self._busy.clear()
+
+
+def _in_memory(task: Task) -> bool:
+    """True for a task with a MockTarget output: its data lives in this process only."""
+    mock = sys.modules.get("flow.mock")
+    if mock is None:  # nothing made a MockTarget
+        return False
+    from ..task import flatten
+
+    return any(isinstance(o, mock.MockTarget) for o in flatten(task.output()))
 
 
 def _stop(executor: Any) -> None:

@@ -1,0 +1,3 @@
+"""Luigi's ``luigi.tools``: ``flow.tools.range`` is ``flow.range``."""
+
+from .. import range as range
