@@ -113,7 +113,6 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         Parameter,
         PathParameter,
     )
-    from .remote import FTPTarget, RemoteTarget, S3Target, target_for
     from .paramtypes import (
         ChoiceListParameter,
         DateHourParameter,
@@ -138,6 +137,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         TupleParameter,
         YearParameter,
     )
+    from .remote import FTPTarget, RemoteTarget, S3Target, target_for
     from .runstatus import LuigiStatusCode
     from .shell import CommandFailed, Files, sh
     from .spine import BuildResult
