@@ -193,7 +193,7 @@ class RemoteTarget(FileSystemTarget):
             raise ValueError(f"unsupported mode {mode!r} for {self!r}: use r, rb, w or wb")
         if mode.startswith("w"):
             writer = AtomicUpload(self, binary=self.format is not None or mode == "wb")
-            return writer if self.format is None else _formatted(self.format, writer, mode)
+            return writer if self.format is None else _formatted(self.format, writer, mode)  # type: ignore[return-value]
         # Looking first reconnects a dropped connection here, not in the middle of a read.
         raw = self._using("open", lambda fs, path: _fresh_info(fs, path) and fs.open(path, "rb"))
         if self.format is not None:
