@@ -35,6 +35,7 @@ OPTIONS = {
     "serve": "[HOST:]PORT",
     "watch-exclude": "a list of globs",
     "flowfile": "a path, relative to the configuration file",
+    "dask": "a scheduler address (tcp://HOST:PORT), local or local:N",
 }
 # Accepted and shown by --show-config, used once their features land (SPEC §9, §10).
 NOT_YET = ("cache", "serve")
