@@ -82,9 +82,13 @@ class DaskBackend:
 
     # -- connecting -------------------------------------------------------------------------------
     @property
-    def slots(self) -> int:  # type: ignore[override]
+    def slots(self) -> int:
         self._connect()
         return self._slots
+
+    @slots.setter
+    def slots(self, n: int) -> None:
+        self._slots = n
 
     def _connect(self) -> None:
         if self._client is not None:
