@@ -3,6 +3,7 @@ started here, on 127.0.0.1), with flow's loop, locks and records where they are 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,8 +25,9 @@ distributed = pytest.importorskip("distributed", reason="--dask needs dask[distr
 class Cluster:
     """A running `dask scheduler` and its `dask worker` processes."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, scheduler: subprocess.Popen[bytes]) -> None:
         self.address = address
+        self.scheduler = scheduler
         self.client = distributed.Client(address, timeout=DEADLINE, set_as_default=False)
 
     def worker_pids(self) -> set[int]:
@@ -46,22 +48,21 @@ def _dask_command() -> str:
     return found
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """One scheduler and two single-threaded workers for the whole module; always killed after.
-    The scheduler gives up on a task after one worker death (Dask's default retries it 3 times),
-    so that the worker-death test stays short."""
-    where = tmp_path_factory.mktemp("dask")
+@contextlib.contextmanager
+def running_cluster(where: Path, workers: int = 2) -> Iterator[Cluster]:
+    """`dask scheduler` and `dask worker --nworkers N --nthreads 1` on 127.0.0.1; always killed
+    after. The scheduler gives up on a task after one worker death (Dask's default retries it 3
+    times), so that the worker-death test stays short."""
     file = where / "scheduler.json"
     env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
     dask = _dask_command()
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(*args: str) -> None:
+    def start(*args: str) -> subprocess.Popen[bytes]:
         log = open(where / f"{args[0]}-{len(procs)}.log", "wb")  # noqa: SIM115
         procs.append(
             subprocess.Popen(
-                [dask, *args],
+                [dask, *args, "--host", "127.0.0.1", "--no-dashboard"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -69,44 +70,31 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 start_new_session=True,
             )
         )
+        return procs[-1]
 
     cluster = None
     try:
-        start(
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(file),
-        )
+        scheduler = start("scheduler", "--port", "0", "--scheduler-file", str(file))
         wait_until(lambda: file.exists() and "address" in file.read_text(), "the scheduler file")
         address = json.loads(file.read_text())["address"]
-        start(
-            "worker",
-            address,
-            "--nworkers",
-            "2",
-            "--nthreads",
-            "1",
-            "--no-dashboard",
-            "--host",
-            "127.0.0.1",
-        )
-        cluster = Cluster(address)
-        cluster.client.wait_for_workers(2, timeout=DEADLINE)
+        start("worker", address, "--nworkers", str(workers), "--nthreads", "1")
+        cluster = Cluster(address, scheduler)
+        cluster.client.wait_for_workers(workers, timeout=DEADLINE)
         yield cluster
     finally:
         if cluster is not None:
             cluster.client.close()
         for proc in reversed(procs):
-            try:
+            with contextlib.suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One cluster for the module's tests."""
+    with running_cluster(tmp_path_factory.mktemp("dask")) as cluster:
+        yield cluster
 
 
 FAN_IN = """
@@ -391,6 +379,30 @@ def test_ctrl_c_cancels_the_running_task_on_the_worker_and_exits_130(
     assert "Traceback" not in err
     assert not (project.root / "out/slow.txt").exists()
     wait_until(lambda: not _alive(sleeper), "the task's command to be stopped")
+
+
+def test_a_scheduler_lost_mid_run_fails_the_running_tasks_without_a_traceback(
+    project: Project, tmp_path: Path
+):
+    """The scheduler dies while a task runs: flow does not hang; the task fails, naming the
+    lost connection; exit 1. (A cluster of its own: this one is killed.)"""
+    project.flowfile(SLOW)
+    (project.root / "out").mkdir()
+    (tmp_path / "cluster").mkdir()
+    with running_cluster(tmp_path / "cluster", workers=1) as doomed:
+        proc = project.popen("--dask", doomed.address, "Slow")
+        try:
+            wait_for_file(project.root / "started.marker", proc)
+            doomed.scheduler.kill()
+            _, err = proc.communicate(timeout=DEADLINE)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 1, err
+    assert "FAILED Slow()" in err and "connection to the Dask scheduler" in err
+    assert "Traceback" not in err
+    assert not (project.root / "out/slow.txt").exists()
 
 
 def test_an_unreachable_scheduler_is_a_clear_error_with_exit_2(project: Project):

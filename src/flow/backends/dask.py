@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import time
@@ -103,6 +104,11 @@ class DaskBackend:
             raise FlowError(
                 "--dask needs dask's distributed scheduler: pip install 'flow-build[dask]'"
             ) from None
+        # Dask's own log lines (reconnect attempts with tracebacks) are not flow's output: what
+        # they mean reaches the user as a task's failure or a FlowError.
+        for name in ["distributed", *logging.root.manager.loggerDict]:
+            if name.split(".")[0] == "distributed":
+                logging.getLogger(name).setLevel(logging.CRITICAL)
         if self.address == "local":
             self._start_local(distributed)
         else:
@@ -125,6 +131,7 @@ class DaskBackend:
             processes=True,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",
+            silence_logs=logging.CRITICAL,
         )
         self._client = distributed.Client(self._cluster)
 
@@ -201,8 +208,11 @@ class DaskBackend:
         future.release()
         if status == "finished":
             return Completion(tid, reply["error"] or None, reply.get("output", ""))
-        exc = reply[1] if status == "error" and isinstance(reply, tuple) else None
-        return Completion(tid, lost(exc))
+        if status == "error" and isinstance(reply, tuple):
+            return Completion(tid, lost(reply[1]))
+        if self._client.status != "running":
+            return Completion(tid, f"the connection to the Dask scheduler {self.address} was lost")
+        return Completion(tid, lost(None))
 
     def kill(self) -> None:
         """Ctrl-C: give up our futures and stop those tasks no other flow client waits for."""
