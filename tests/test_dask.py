@@ -181,6 +181,7 @@ class Bad(flow.Task):
         os.makedirs("out", exist_ok=True)
         with open("out/bad.txt", "w") as f:
             f.write("half")
+        print("about to explode")
         explode()
 
 class Down(flow.Task):
@@ -217,6 +218,7 @@ def test_a_failing_task_shows_its_traceback_skips_downstream_and_exits_1(
     assert "FAILED Bad()" in proc.stderr
     assert "ValueError: boom from the user's code" in proc.stderr
     assert "explode" in proc.stderr  # the user's frame
+    assert "  | about to explode" in proc.stderr  # what it printed on the worker
     assert not (project.root / "out/bad.txt").exists()
     code, doc = project.run_json("--dask", cluster.address, "All")
     statuses = _statuses(doc)
@@ -356,8 +358,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_cancels_the_running_task_on_the_worker_and_exits_130(
-    project: Project, cluster: Cluster
+    project: Project, cluster: Cluster, sig: int, status: int
 ):
     """SIGINT while a task runs on a worker: flow exits 130, the partial output is gone, and the
     task's process on the worker (with the command it started) is stopped, so nothing writes
@@ -369,16 +372,17 @@ def test_ctrl_c_cancels_the_running_task_on_the_worker_and_exits_130(
         wait_for_file(project.root / "started.marker", proc)
         wait_until(lambda: project.read("started.marker").strip() != "", "the sleeper's pid")
         sleeper = int(project.read("started.marker"))
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=DEADLINE)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, err
+    assert proc.returncode == status, err
     assert "Traceback" not in err
     assert not (project.root / "out/slow.txt").exists()
     wait_until(lambda: not _alive(sleeper), "the task's command to be stopped")
+    assert project.run("-n", "Slow").returncode == 0  # the manifest is readable, nothing recorded
 
 
 def test_a_scheduler_lost_mid_run_fails_the_running_tasks_without_a_traceback(
@@ -455,6 +459,68 @@ def test_flow_build_takes_a_dask_address(project: Project, cluster: Cluster):
     )
     assert proc.stdout.splitlines()[-1].startswith("OK"), proc.stdout + proc.stderr
     assert project.read("out/sum.txt") == str(0 + 1 + 4)
+
+
+def test_dask_comes_from_tool_flow_and_a_bad_value_there_names_the_file(project: Project):
+    """[tool.flow] dask = ... is --dask's default; its value is checked like the option's."""
+    project.flowfile(FAN_IN)
+    project.write("pyproject.toml", '[tool.flow]\ndask = "local:0"\n')
+    proc = project.run("Sum")
+    assert proc.returncode == 2 and "bad --dask value 'local:0'" in proc.stderr, proc.stderr
+    shown = project.run("--show-config")
+    assert 'dask = "local:0"' in shown.stdout
+
+
+GENERATOR = """
+class Leaf(flow.Task):
+    def output(self):
+        return flow.LocalTarget("out/leaf.txt")
+    def run(self):
+        self.output().open("w").close()
+
+class Parent(flow.Task):
+    def output(self):
+        return flow.LocalTarget("out/parent.txt")
+    def run(self):
+        yield Leaf()
+        self.output().open("w").close()
+"""
+
+
+def test_a_task_with_dynamic_dependencies_runs_in_the_flow_process_under_dask(
+    project: Project, cluster: Cluster
+):
+    """A generator run() cannot go to a worker (its yields are scheduled by flow): it runs here,
+    its dynamic dependency is built, and the next run is a no-op."""
+    project.flowfile(GENERATOR)
+    proc = project.run("--dask", cluster.address, "Parent")
+    assert proc.returncode == 0, proc.stderr
+    assert (project.root / "out/parent.txt").exists() and (project.root / "out/leaf.txt").exists()
+    assert project.ran("--dask", _unused_address(), "Parent") == []
+
+
+def test_a_task_key_changes_with_code_parameters_inputs_and_outputs_and_forced_is_unique(
+    tmp_path: Path,
+):
+    """The key is the task id plus a digest of what the task computes: equal for equal work,
+    different when any fingerprint differs; a forced or phony run never shares one."""
+    from flow.backends import Job
+    from flow.backends.dask import task_key
+    from flow.decide import Decision, Reason
+    from flow.target import LocalTarget
+
+    class Keyed:
+        task_id = "Keyed(n=1)"
+
+    def key(code: str = "c1", inputs: str = "i1", out: str = "a.txt", why: str = "input-changed"):
+        d = Decision("Keyed(n=1)", [Reason(why)], code=code, params={"n": "1"})
+        d.inputs = {"in.txt": inputs}
+        return task_key(Job(Keyed(), [LocalTarget(str(tmp_path / out))], [], None, d))  # type: ignore[arg-type]
+
+    assert key() == key() and key().startswith("Keyed(n=1)-")
+    assert len({key(), key(code="c2"), key(inputs="i2"), key(out="b.txt")}) == 4
+    assert key(why="forced") != key(why="forced")
+    assert key(why="phony") != key(why="phony")
 
 
 DYING = """
