@@ -125,14 +125,17 @@ class DaskBackend:
 
     def _start_local(self, distributed: Any) -> None:
         n = self.n_workers or max(1, os.cpu_count() or 1)
-        self._cluster = distributed.LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            silence_logs=logging.CRITICAL,
-        )
+        try:
+            self._cluster = distributed.LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+                silence_logs=logging.CRITICAL,
+            )
+        except Exception as exc:  # noqa: BLE001 - whatever stopped Dask's processes starting
+            raise FlowError(f"could not start a local Dask cluster: {exc}") from None
         self._client = distributed.Client(self._cluster)
 
     def _size_up(self) -> None:
