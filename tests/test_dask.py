@@ -168,6 +168,22 @@ def test_a_changed_input_reruns_only_what_depends_on_it_on_the_cluster(
     assert project.read("out/sum.txt") == str(0 + 1 + 4 + 9 + 16)
 
 
+def test_an_edited_flowfile_runs_its_new_code_on_the_same_workers(
+    project: Project, cluster: Cluster
+):
+    """Dask workers outlive a flow run: the next run, after an edit, must not run the code the
+    workers imported before (it would be recorded as built by the new code)."""
+    project.flowfile(FAN_IN)
+    assert project.run("--dask", cluster.address, "Sum").returncode == 0
+    project.flowfile(FAN_IN.replace("str(self.i * self.i)", "str(self.i * self.i * 10)"))
+    proc = project.run("--dask", cluster.address, "Sum")
+    assert proc.returncode == 0, proc.stderr
+    assert project.read("out/sum.txt") == str(10 * (0 + 1 + 4 + 9))
+    # Each run's task processes end with it: none are left idle on the workers.
+    idle = "len(__import__('flow.backends.daskworker', fromlist=['_idle'])._idle)"
+    assert set(cluster.client.run(eval, idle).values()) == {0}
+
+
 FAILING = """
 import os
 

@@ -74,7 +74,8 @@ class DaskBackend:
     def __init__(self, address: str, overrides: dict[tuple[str, str], Any], events: Any) -> None:
         self.address, self.n_workers = parse_address(address)
         self.events = events
-        self._init = init_spec(overrides)
+        # The session makes workers start fresh task processes for this run (see daskworker).
+        self._init = {**init_spec(overrides), "session": uuid.uuid4().hex}
         self._client: Any = None
         self._cluster: Any = None
         self._slots = 0
@@ -233,6 +234,12 @@ class DaskBackend:
                 self._client.run(stop, unwanted)
 
     def close(self) -> None:
+        client = self._client
+        if client is not None and self._cluster is None and client.status == "running":
+            from .daskworker import end_session
+
+            with contextlib.suppress(Exception):
+                client.run(end_session, self._init["session"])
         for thing in (self._client, self._cluster):
             if thing is not None:
                 with contextlib.suppress(Exception):

@@ -19,8 +19,10 @@ import sys
 import threading
 from typing import Any
 
-# The project's settings (cwd, overrides, paths) -> idle children set up for it.
-_idle: dict[str, list[Child]] = {}
+# Idle children, oldest first, each with the settings it was set up for. The settings include the
+# flow run's session id: a Dask worker outlives flow runs, and a child keeps the Flowfile it
+# imported, so the next run (perhaps after an edit) must get children of its own.
+_idle: list[tuple[str, Child]] = []
 # Dask key -> the child running it, so that ``stop`` can end a cancelled task.
 _running: dict[str, Child] = {}
 _lock = threading.Lock()
@@ -78,8 +80,8 @@ def run_task(init: dict[str, Any], spec: dict[str, Any], key: str) -> dict[str, 
     """What Dask runs for one flow task: plain data in (the spec), plain data out (the reply)."""
     home = json.dumps({k: v for k, v in init.items() if k != "parent"}, sort_keys=True)
     with _lock:
-        idle = _idle.setdefault(home, [])
-        child = idle.pop() if idle else None
+        mine = [i for i, (h, _) in enumerate(_idle) if h == home]
+        child = _idle.pop(mine[-1])[1] if mine else None
     if child is not None and child.proc.poll() is not None:  # ended while idle
         child.stop()
         child = None
@@ -95,9 +97,37 @@ def run_task(init: dict[str, Any], spec: dict[str, Any], key: str) -> dict[str, 
     finally:
         with _lock:
             _running.pop(key, None)
-    with _lock:
-        _idle.setdefault(home, []).append(child)
+    _park(home, child)
     return reply
+
+
+def _park(home: str, child: Child) -> None:
+    """Keep ``child`` for the next task of its run; stop the oldest idle ones beyond a few per
+    thread (those of runs that ended, or were killed before they could say so)."""
+    with _lock:
+        _idle.append((home, child))
+        extra = _idle[: max(0, len(_idle) - 2 * _threads())]
+        del _idle[: len(extra)]
+    for _, old in extra:
+        old.stop()
+
+
+def _threads() -> int:
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except Exception:  # not inside a Dask worker (a test calling this directly)
+        return 1
+
+
+def end_session(session: str) -> None:
+    """Run on each worker when a flow run ends: its idle children go."""
+    with _lock:
+        ended = [c for h, c in _idle if json.loads(h).get("session") == session]
+        _idle[:] = [(h, c) for h, c in _idle if c not in ended]
+    for child in ended:
+        child.stop()
 
 
 def _local(init: dict[str, Any]) -> dict[str, Any]:
