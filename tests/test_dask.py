@@ -313,11 +313,13 @@ def test_two_flow_clients_on_one_project_compute_their_shared_task_once(
     _assert_up_to_date(project, "B")
 
 
+@pytest.mark.parametrize("interrupt_first", [False, True], ids=["both-finish", "first-ctrl-c"])
 def test_two_checkouts_sharing_an_output_share_one_dask_key_and_both_record_it(
-    tmp_path: Path, cluster: Cluster
+    tmp_path: Path, cluster: Cluster, interrupt_first: bool
 ):
     """Two copies of a project (no common lock) write Shared to one absolute path: both flows
-    submit the same key, the scheduler runs it once, and each flow records the output."""
+    submit the same key, the scheduler runs it once, and each flow records the output. Ctrl-C in
+    the first does not stop the computation the second still waits for."""
     flowfile = _shared(tmp_path, str(tmp_path / "common" / "shared.txt"))
     one, two = Project(tmp_path / "one"), Project(tmp_path / "two")
     for p in (one, two):
@@ -332,8 +334,12 @@ def test_two_checkouts_sharing_an_output_share_one_dask_key_and_both_record_it(
             return any(k.startswith("Shared()-") and n == 2 for k, n in cluster.wanted_by().items())
 
         second.wait_for(shared, "both flows to want Shared's key")
+        if interrupt_first:
+            first.proc.send_signal(signal.SIGINT)
+            assert first.finish()[0] == 130, first.text
         (tmp_path / "go").touch()
-        assert first.finish()[0] == 0, first.text
+        if not interrupt_first:
+            assert first.finish()[0] == 0, first.text
         assert second.finish()[0] == 0, second.text
     finally:
         for p in (one, two):
@@ -342,6 +348,8 @@ def test_two_checkouts_sharing_an_output_share_one_dask_key_and_both_record_it(
     assert (tmp_path / "shared.log").read_text() == "computed\n"
     assert two.read("out/b.txt") == "shared b"
     _assert_up_to_date(two, "B")
+    if not interrupt_first:
+        _assert_up_to_date(one, "A")
 
 
 def _assert_up_to_date(project: Project, task: str) -> None:
