@@ -3,7 +3,7 @@
 A Dask worker runs its tasks in threads, but a flow task needs a process of its own: its working
 directory, its captured file descriptors 1 and 2, and the commands it starts (so that Ctrl-C in
 the flow process can stop them) belong to the process. So the function Dask runs hands the plain
-task spec to a child (``python -m flow.backends.daskworker``) that sets itself up with the
+task spec to a child (a fresh interpreter running ``serve``) that sets itself up with the
 process pool's own ``worker.initialize`` and runs each task with ``worker.work``. Children are
 reused, one per busy thread and project, and import the Flowfile once.
 """
@@ -23,8 +23,10 @@ from typing import Any
 # flow run's session id: a Dask worker outlives flow runs, and a child keeps the Flowfile it
 # imported, so the next run (perhaps after an edit) must get children of its own.
 _idle: list[tuple[str, Child]] = []
-# Dask key -> the child running it, so that ``stop`` can end a cancelled task.
-_running: dict[str, Child] = {}
+# Dask key -> the child running it (None while one is being started), so that ``stop`` can end a
+# cancelled task; keys ``stop`` found still starting, so that they never run.
+_running: dict[str, Child | None] = {}
+_cancelled: set[str] = set()
 _lock = threading.Lock()
 
 
@@ -80,6 +82,7 @@ def run_task(init: dict[str, Any], spec: dict[str, Any], key: str) -> dict[str, 
     """What Dask runs for one flow task: plain data in (the spec), plain data out (the reply)."""
     home = json.dumps({k: v for k, v in init.items() if k != "parent"}, sort_keys=True)
     with _lock:
+        _running[key] = None
         mine = [i for i, (h, _) in enumerate(_idle) if h == home]
         child = _idle.pop(mine[-1])[1] if mine else None
     if child is not None and child.proc.poll() is not None:  # ended while idle
@@ -89,14 +92,16 @@ def run_task(init: dict[str, Any], spec: dict[str, Any], key: str) -> dict[str, 
         if child is None:
             child = Child(_local(init))
         with _lock:
+            cancelled = key in _cancelled
             _running[key] = child
-        reply = child.call(spec)
+        reply = {"error": "cancelled", "output": ""} if cancelled else child.call(spec)
     except ChildDied:
         error = f"{spec['tid']}: its process on the Dask worker died (killed, or it crashed)"
         return {"error": error, "output": ""}
     finally:
         with _lock:
             _running.pop(key, None)
+            _cancelled.discard(key)
     _park(home, child)
     return reply
 
@@ -144,10 +149,12 @@ def _installed(path: str) -> bool:
 def stop(keys: list[str]) -> list[str]:
     """Run on each worker when a flow process is interrupted: end the tasks of ``keys`` here."""
     with _lock:
-        children = [(k, _running.pop(k)) for k in keys if k in _running]
+        starting = [k for k in keys if k in _running and _running[k] is None]
+        _cancelled.update(starting)
+        children = [(k, _running.pop(k)) for k in keys if _running.get(k) is not None]
     for _, child in children:
-        child.stop()
-    return [k for k, _ in children]
+        child.stop()  # type: ignore[union-attr]
+    return [k for k, _ in children] + starting
 
 
 def probe(root: str, flowfile: str | None, digest: str | None) -> str | None:
