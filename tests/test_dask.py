@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEADLINE, Project, wait_for_file, wait_until
+from conftest import DEADLINE, FLOW, Project, wait_for_file, wait_until
 
 distributed = pytest.importorskip("distributed", reason="--dask needs dask[distributed]")
 
@@ -407,6 +407,35 @@ def test_ctrl_c_cancels_the_running_task_on_the_worker_and_exits_130(
     assert not (project.root / "out/slow.txt").exists()
     wait_until(lambda: not _alive(sleeper), "the task's command to be stopped")
     assert project.run("-n", "Slow").returncode == 0  # the manifest is readable, nothing recorded
+
+
+def test_ctrl_c_at_the_terminal_stops_a_local_cluster_quietly(project: Project):
+    """A terminal's Ctrl-C reaches the whole process group, the local cluster's workers too:
+    flow exits 130 with one line, no traceback from Dask's processes, nothing left running."""
+    project.flowfile(SLOW)
+    (project.root / "out").mkdir()
+    proc = subprocess.Popen(
+        [*FLOW, "--dask", "local:2", "Slow"],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for_file(project.root / "started.marker", proc, timeout=DEADLINE * 2)
+        wait_until(lambda: project.read("started.marker").strip() != "", "the sleeper's pid")
+        sleeper = int(project.read("started.marker"))
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=DEADLINE)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert not (project.root / "out/slow.txt").exists()
+    wait_until(lambda: not _alive(sleeper), "the task's command to be stopped")
 
 
 def test_a_scheduler_lost_mid_run_fails_the_running_tasks_without_a_traceback(

@@ -134,6 +134,7 @@ class DaskBackend:
                 host="127.0.0.1",
                 dashboard_address="127.0.0.1:0",
                 silence_logs=logging.CRITICAL,
+                preload=["flow.backends.daskworker"],  # its dask_setup: Ctrl-C is flow's
             )
         except Exception as exc:  # noqa: BLE001 - whatever stopped Dask's processes starting
             raise FlowError(f"could not start a local Dask cluster: {exc}") from None

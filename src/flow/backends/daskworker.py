@@ -175,6 +175,12 @@ def probe(root: str, flowfile: str | None, digest: str | None) -> str | None:
     return None
 
 
+def dask_setup(worker: Any) -> None:
+    """Preloaded into the workers of ``--dask local``: the flow process starts and stops them, so
+    Ctrl-C at the terminal (sent to the whole process group) is flow's to handle, not theirs."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def serve() -> None:
     """The child: set up once (as a process-pool worker is), then run one task per request."""
     from .worker import initialize, work
