@@ -577,13 +577,17 @@ def test_a_task_key_changes_with_code_parameters_inputs_and_outputs_and_forced_i
 
 
 DYING = """
-import os, signal
+import os, signal, time
 
 class Dies(flow.Task):
     how = flow.Parameter()
     def output(self):
         return flow.LocalTarget(f"out/dies-{self.how}.txt")
     def run(self):
+        # Fine first: a worker that dies takes every task it holds with it, not only this one.
+        deadline = time.monotonic() + 120
+        while not os.path.exists("out/fine.txt") and time.monotonic() < deadline:
+            time.sleep(0.05)
         # "process": the task's own process dies; "worker": the Dask worker process does.
         os.kill(os.getpid() if self.how == "process" else os.getppid(), signal.SIGKILL)
 
