@@ -409,6 +409,22 @@ def test_ctrl_c_cancels_the_running_task_on_the_worker_and_exits_130(
     assert project.run("-n", "Slow").returncode == 0  # the manifest is readable, nothing recorded
 
 
+def test_a_killed_flow_leaves_no_task_running_on_the_workers(project: Project, cluster: Cluster):
+    """flow dies by SIGKILL (no clean-up can run in it): the scheduler sees its client go, Dask
+    cancels the task, and the task's process on the worker stops with the command it started."""
+    project.flowfile(SLOW)
+    (project.root / "out").mkdir()
+    proc = project.popen("--dask", cluster.address, "Slow")
+    try:
+        wait_for_file(project.root / "started.marker", proc)
+        wait_until(lambda: project.read("started.marker").strip() != "", "the sleeper's pid")
+        sleeper = int(project.read("started.marker"))
+    finally:
+        proc.kill()
+        proc.communicate(timeout=DEADLINE)
+    wait_until(lambda: not _alive(sleeper), "the task's command to be stopped")
+
+
 def test_ctrl_c_at_the_terminal_stops_a_local_cluster_quietly(project: Project):
     """A terminal's Ctrl-C reaches the whole process group, the local cluster's workers too:
     flow exits 130 with one line, no traceback from Dask's processes, nothing left running."""

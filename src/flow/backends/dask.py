@@ -120,6 +120,10 @@ class DaskBackend:
                     f"cannot reach the Dask scheduler at {self.address} within "
                     f"{CONNECT_TIMEOUT:g} s ({type(exc).__name__}); is it running?"
                 ) from None
+        from .daskplugin import StopCancelled
+
+        client: Any = self._client
+        client.register_plugin(StopCancelled())
         # Results come back in the background as tasks end, not one round trip per result.
         self._done = distributed.as_completed(with_results=True, raise_errors=False)
         self._size_up()
