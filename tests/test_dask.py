@@ -425,6 +425,48 @@ def test_a_killed_flow_leaves_no_task_running_on_the_workers(project: Project, c
     wait_until(lambda: not _alive(sleeper), "the task's command to be stopped")
 
 
+CANCEL = """
+import os, sys, time
+from flow.backends import Job
+from flow.backends.dask import DaskBackend
+from flow.flowfile import load_flowfile
+from flow.task import flatten
+
+class Quiet:
+    def info(self, message): pass
+    def warning(self, message): pass
+
+task = load_flowfile("Flowfile.py").module.Slow()
+backend = DaskBackend(sys.argv[1], {}, Quiet())
+assert backend.accepts(task)
+backend.submit(Job(task, flatten(task.output()), []))
+while not (os.path.exists("started.marker") and open("started.marker").read()):
+    time.sleep(0.05)
+print(backend.cancel(task.task_id), backend.cancel(task.task_id), backend.wait(0.5))
+backend.close()
+"""
+
+
+def test_cancelling_one_task_stops_its_process_and_reports_nothing_more(
+    project: Project, cluster: Cluster
+):
+    """The backend's cancel(task id), for a worker_timeout: the task's process and its command
+    stop, a second cancel finds nothing, and no completion comes for it."""
+    project.flowfile(SLOW)
+    (project.root / "out").mkdir()
+    project.write("cancel.py", CANCEL)
+    proc = subprocess.run(
+        [sys.executable, "cancel.py", cluster.address],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert proc.stdout.strip() == "True False []", proc.stdout + proc.stderr
+    sleeper = int(project.read("started.marker"))
+    wait_until(lambda: not _alive(sleeper), "the task's command to be stopped")
+
+
 def test_ctrl_c_at_the_terminal_stops_a_local_cluster_quietly(project: Project):
     """A terminal's Ctrl-C reaches the whole process group, the local cluster's workers too:
     flow exits 130 with one line, no traceback from Dask's processes, nothing left running."""

@@ -209,7 +209,9 @@ class DaskBackend:
                 return []
             with done.thread_condition:
                 done.thread_condition.wait(left)
-        return [self._completion(future, reply) for future, reply in done.next_batch(block=False)]
+        batch = done.next_batch(block=False)
+        # A future given up meanwhile (cancel) has no completion to report.
+        return [self._completion(f, reply) for f, reply in batch if f in self._futures]
 
     def _completion(self, future: Any, reply: Any) -> Completion:
         tid = self._futures.pop(future)
@@ -225,13 +227,26 @@ class DaskBackend:
 
     def kill(self) -> None:
         """Ctrl-C: give up our futures and stop those tasks no other flow client waits for."""
-        if self._client is None or not self._futures:
-            return
         futures = list(self._futures)
-        keys = [f.key for f in futures]
         self._futures.clear()
+        self._give_up(futures)
+
+    def cancel(self, tid: str) -> bool:
+        """Stop the run of task ``tid`` now (a ``worker_timeout``); False if it is not running."""
+        futures = [f for f, t in self._futures.items() if t == tid]
+        for future in futures:
+            del self._futures[future]
+        self._give_up(futures)
+        return bool(futures)
+
+    def _give_up(self, futures: list[Any]) -> None:
+        if self._client is None or not futures:
+            return
+        keys = [f.key for f in futures]
         with contextlib.suppress(Exception):
             self._client.cancel(futures)
+            # Stopped here and now, before flow removes what they wrote (the worker plugin would
+            # too, a moment later); a task another flow client also waits for keeps running.
             unwanted = self._client.run_on_scheduler(_unwanted, keys=keys)
             if unwanted:
                 from .daskworker import stop
