@@ -235,7 +235,7 @@ class Executor:
         self.running[tid] = run
         p = self.progress
         self.events.task_started(tid, p.done + 1, max(p.total, p.done + 1))
-        job = Job(task, run.outputs, run.before, self._drive, d)
+        job = Job(task, run.outputs, run.before, self._drive, run.decision)
         backend = self.backend if self.backend.accepts(task) else self.local
         backend.submit(job)
 
