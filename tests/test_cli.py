@@ -1353,16 +1353,6 @@ def test_explain_says_an_existence_only_target_has_no_content_record(project):
     assert "match the record" not in proc.stdout
 
 
-@pytest.mark.parametrize("option", [["--dask", "local"]])
-def test_options_not_yet_available_are_refused_clearly(project, option):
-    """Dask is a SPEC option still to come: it exits 2 saying so, runs nothing."""
-    project.flowfile(SEED)
-    proc = project.run(*option, "SquaredNumbers")
-    assert proc.returncode == 2
-    assert "not available" in proc.stderr
-    assert not (project.root / "out").exists()
-
-
 def test_run_calling_exit_is_a_task_failure_not_the_end_of_flow(project):
     """sys.exit() inside run() fails that task; flow still reports and exits 1."""
     project.flowfile(

@@ -141,7 +141,8 @@ def test_options_after_a_dash_include_flow_options_and_the_task_parameters(proje
     offered = complete(project, "flow Build --")
     assert {"--dry-run", "--jobs", "--list", "--graph", "--completion"} <= set(offered)
     assert {"--n", "--debug", "--mode"} <= set(offered)
-    assert "--dask" not in offered and "--workers" not in offered  # hidden options stay hidden
+    assert "--dask" in offered
+    assert "--workers" not in offered and "--local-scheduler" not in offered  # hidden stay hidden
     assert complete(project, "flow Build --mode ") == ["fast", "slow"]
     assert complete(project, "flow -") and all(
         w.startswith("-") for w in complete(project, "flow -")

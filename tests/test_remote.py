@@ -645,3 +645,34 @@ def test_remote_target_applies_a_format(mem):
         f.write(b"half")
         raise RuntimeError("failed")
     assert not flow.RemoteTarget(f"{mem}/x.gz").exists()
+
+
+def test_memory_outputs_are_written_in_the_flow_process_under_j2(project):
+    """memory:// data lives in one process: under -j 2 the task writing it runs in flow's own,
+    so the output is there for flow to check and for the task after it to read."""
+    project.flowfile(
+        """
+        import multiprocessing
+
+        class Up(flow.Task):
+            def output(self):
+                return flow.RemoteTarget("memory://j2/up.txt")
+            def run(self):
+                assert multiprocessing.parent_process() is None, "Up ran in a worker"
+                with self.output().open("w") as f:
+                    f.write("from memory")
+
+        class Down(flow.Task):
+            def requires(self):
+                return Up()
+            def output(self):
+                return flow.LocalTarget("down.txt")
+            def run(self):
+                assert multiprocessing.parent_process() is None, "Down ran in a worker"
+                with self.input().open() as fin, self.output().open("w") as fout:
+                    fout.write(fin.read())
+        """
+    )
+    proc = project.run("-j", "2", "Down")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert project.read("down.txt") == "from memory"

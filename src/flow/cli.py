@@ -125,8 +125,11 @@ def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
     multiple=True,
     help="With -w, ignore changes to paths matching GLOB (repeatable).",
 )
-# SPEC options whose machinery has not landed yet: a clear refusal beats "unknown parameter".
-@click.option("--dask", metavar="ADDRESS", hidden=True)
+@click.option(
+    "--dask",
+    metavar="ADDRESS",
+    help="Run stale tasks on a Dask cluster: tcp://HOST:PORT, or local[:N] (N local workers).",
+)
 @click.version_option(__version__, "--version", prog_name="flow", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, tokens: tuple[str, ...], **opts: Any) -> None:
@@ -200,8 +203,6 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
 
         reporter.text(script(cli, opts["completion"]).rstrip("\n"))
         return 0
-    if opts["dask"]:
-        raise FlowError(f"--dask is not available in flow {__version__} yet; run without it")
     if opts["directory"]:
         try:
             os.chdir(opts["directory"])
@@ -240,6 +241,8 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         touch=opts["touch"],
         explain=opts["explain"],
     )
+    if opts["dask"]:
+        options["dask"] = opts["dask"]
     if opts["watch"]:
         from .watch import watch
 

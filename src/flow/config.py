@@ -36,6 +36,7 @@ OPTIONS = {
     "watch-exclude": "a list of globs",
     "flowfile": "a path, relative to the configuration file",
     "resources": "a table of resource totals, e.g. [tool.flow.resources] with db = 1",
+    "dask": "a scheduler address (tcp://HOST:PORT), local or local:N",
 }
 # Accepted and shown by --show-config, used once their features land (SPEC §9, §10).
 NOT_YET = ("cache", "serve")

@@ -62,6 +62,7 @@ class Events(Protocol):
         self, results: dict[str, TaskResult], elapsed: float, missing: dict[str, list[str]]
     ) -> None: ...
     def warning(self, message: str) -> None: ...
+    def info(self, message: str) -> None: ...
 
 
 class Fanout:
@@ -101,3 +102,6 @@ class Fanout:
 
     def warning(self, message: str) -> None:
         self._emit("warning", message)
+
+    def info(self, message: str) -> None:
+        self._emit("info", message)

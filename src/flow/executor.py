@@ -248,7 +248,7 @@ class Executor:
     def _submit(self, run: Attempt) -> None:
         task = run.task
         self.admission.hold(task)
-        job = Job(task, run.outputs, run.before, self._drive)
+        job = Job(task, run.outputs, run.before, self._drive, run.decision)
         backend = self.backend if self.backend.accepts(task) else self.local
         if isinstance(backend, InProcess):
             with in_process_deadline(task):

@@ -79,6 +79,7 @@ class MockTarget(Target):
     """
 
     fs = MockFileSystem()
+    in_process = True  # its data is in this process: the tasks writing it run here too
 
     def __init__(
         self, fn: str, is_tmp: bool = False, mirror_on_stderr: bool = False, format: Any = None

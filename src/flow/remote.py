@@ -107,6 +107,11 @@ class RemoteTarget(FileSystemTarget):
         return self.path
 
     @property
+    def in_process(self) -> bool:
+        """``memory://`` data lives in this process: tasks writing it are not sent to workers."""
+        return self.protocol == "memory"
+
+    @property
     def fs(self) -> Any:
         """The fsspec filesystem (made once per process and set of options)."""
         with self._errors("connect to"):

@@ -75,6 +75,11 @@ class Reporter:
     def warning(self, message: str) -> None:
         self._line(f"flow: {self._paint('warning', '33')}: {message}", self.err)
 
+    def info(self, message: str) -> None:
+        """A note about the run itself (where it runs, a dashboard's address), on stderr."""
+        if not self.quiet:
+            self._line(f"flow: {message}", self.err)
+
     def error(self, message: str) -> None:
         self._line(f"flow: {self._paint('error', '31')}: {message}", self.err)
 

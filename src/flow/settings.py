@@ -19,6 +19,7 @@ OPTION_KEYS = {
     "serve": "serve",
     "watch-exclude": "watch_exclude",
     "flowfile": "flowfile",
+    "dask": "dask",
 }
 # Command-line options that also set a [tool.flow] setting: Luigi's --workers sets jobs;
 # --module names the tasks instead of a Flowfile.
@@ -30,6 +31,7 @@ BUILT_IN: dict[str, Any] = {
     "serve": None,
     "watch-exclude": [],
     "flowfile": None,
+    "dask": None,
 }
 
 

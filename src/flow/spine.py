@@ -90,6 +90,7 @@ def build(
     reporter: Any = None,
     backend: Backend | None = None,
     subscribers: tuple[Any, ...] = (),
+    dask: str | None = None,
     **luigi_options: Any,
 ) -> BuildResult:
     """Bring ``tasks`` up to date, running what is stale; the library entry point of the CLI.
@@ -106,6 +107,8 @@ def build(
         reporter: where output goes: task lines and a summary on stdout by default.
         backend: where tasks run (default: in this process for one job, a process pool for more).
         subscribers: more listeners to the build's events (see ``flow.events.Events``).
+        dask: run the stale tasks on a Dask cluster: a scheduler address (``tcp://HOST:PORT``),
+            or ``local`` / ``local:N`` for a local cluster of N worker processes.
 
     Returns:
         A BuildResult; a task failure is in it, never raised.
@@ -132,6 +135,8 @@ def build(
         if explain:  # like ninja's -d explain: say why before doing it
             events.planned(plan, True)
         events.run_started(plan)
+        if dask and backend is None:
+            backend = make_backend(jobs, dict(_class_overrides), dask, events)
         results = _execute(plan, ctx, events, backend, jobs, keep_going)
         events.run_finished(results, time.perf_counter() - started, plan.missing)
         bad = any(r.status.blocks_downstream for r in results.values())

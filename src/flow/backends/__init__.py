@@ -2,7 +2,7 @@
 
 A backend decides nothing and records nothing: the executor keeps scheduling, early cutoff,
 keep-going and locks in one place, and ``attempt`` journals and records. In-process (``-j 1``,
-with the terminal attached) and a process pool (``-j N``) ship here; Dask plugs in the same way.
+with the terminal attached), a process pool (``-j N``) and Dask (``--dask``) ship here.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class Job:
     outputs: list[Any]
     before: list[Any]
     drive: Callable[[Task, Any], None] | None = None
+    decision: Any = None  # why it runs, with its fingerprints (a Dask key is derived from them)
 
     @property
     def task_id(self) -> str:
@@ -60,8 +61,14 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def make_backend(jobs: int, overrides: dict[tuple[str, str], Any]) -> Backend:
-    """In-process for one job at a time, a process pool for more."""
+def make_backend(
+    jobs: int, overrides: dict[tuple[str, str], Any], dask: str | None = None, events: Any = None
+) -> Backend:
+    """Dask when asked for, else in-process for one job at a time and a process pool for more."""
+    if dask:
+        from .dask import DaskBackend
+
+        return DaskBackend(dask, overrides, events)
     if jobs <= 1:
         from .inprocess import InProcess
 

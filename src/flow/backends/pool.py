@@ -180,13 +180,14 @@ class ProcessPool:
 
 
 def _in_memory(task: Task) -> bool:
-    """True for a task with a MockTarget output: its data lives in this process only."""
-    mock = sys.modules.get("flow.mock")
-    if mock is None:  # nothing made a MockTarget
-        return False
+    """True for a task that writes or reads data living in this process only (a MockTarget, a
+    ``memory://`` URL): a worker process would not see it, nor this one what a worker wrote."""
+    if "flow.mock" not in sys.modules and "flow.remote" not in sys.modules:
+        return False  # nothing made such a target: no call to output() per task
     from ..task import flatten
 
-    return any(isinstance(o, mock.MockTarget) for o in flatten(task.output()))
+    targets = [*flatten(task.output()), *flatten(task.input())]
+    return any(getattr(o, "in_process", False) for o in targets)
 
 
 def _stop(executor: Any) -> None:
