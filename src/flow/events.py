@@ -56,6 +56,7 @@ class Events(Protocol):
     def run_started(self, plan: Plan) -> None: ...
     def task_started(self, tid: str, k: int, n: int) -> None: ...
     def task_waiting(self, tid: str) -> None: ...
+    def task_progress(self, tid: str, message: str | None, percentage: float | None) -> None: ...
     def task_finished(self, result: TaskResult, k: int, n: int) -> None: ...
     def run_finished(
         self, results: dict[str, TaskResult], elapsed: float, missing: dict[str, list[str]]
@@ -89,6 +90,9 @@ class Fanout:
 
     def task_waiting(self, tid: str) -> None:
         self._emit("task_waiting", tid)
+
+    def task_progress(self, tid: str, message: str | None, percentage: float | None) -> None:
+        self._emit("task_progress", tid, message, percentage)
 
     def task_finished(self, result: TaskResult, k: int, n: int) -> None:
         self._emit("task_finished", result, k, n)

@@ -1,0 +1,264 @@
+"""Record a build in the run history: an events subscriber whose rows the store writes.
+
+Rows are kept in memory and written in batches by one background thread (at most every
+``FLUSH_EVERY`` seconds, and once at the end), so a 10,000-task build pays a few dozen short
+commits rather than one per event, and a no-op pays one run row. The history is a log: when it
+cannot be written, the build goes on with a warning.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from .events import Status, TaskResult
+
+if TYPE_CHECKING:
+    from .plan import Plan
+    from .store.history import HistoryWriter
+
+FLUSH_EVERY = 0.3  # seconds between batched writes while a run is live
+_STATUS = {Status.MISSING_EXTERNAL: "failed", Status.EXTERNAL: "up-to-date"}
+
+
+def graph_rows(plan: Plan) -> list[dict[str, Any]]:
+    """The graph as the visualiser shows it: id, family, public parameters, upstream ids."""
+    g = plan.graph
+    return [
+        {
+            "task": tid,
+            "family": g.tasks[tid].task_family,
+            "params": g.tasks[tid].to_str_params(only_significant=False),
+            "deps": g.deps[tid],
+        }
+        for tid in g.order
+    ]
+
+
+def graph_signature(plan: Plan) -> str:
+    """A hash of the graph's ids and edges: a rerun of the same graph reuses the stored one."""
+    import xxhash
+
+    g = plan.graph
+    h = xxhash.xxh3_128()
+    for tid in g.order:
+        h.update(tid.encode("utf-8", "surrogateescape") + b"\0")
+        h.update("\0".join(g.deps[tid]).encode("utf-8", "surrogateescape") + b"\1")
+    return h.hexdigest()
+
+
+def task_status(result: TaskResult) -> str:
+    return _STATUS.get(result.status, str(result.status))
+
+
+class Recorder:
+    """Subscribes to a build's events and records the run; ``eta()`` feeds the status line."""
+
+    def __init__(self, directory: str, keep: int, jobs: int = 1) -> None:
+        self.directory = directory
+        self.keep = keep
+        self.jobs = max(1, jobs)
+        self.writer: HistoryWriter | None = None
+        self.run = 0
+        self.rows: dict[str, list[Any]] = {}
+        self.dirty: set[str] = set()
+        self.finished = False
+        self.warnings: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # The ETA: estimated seconds of the tasks still to finish, and how many have no estimate.
+        self._est: dict[str, float | None] = {}
+        self._left = 0.0
+        self._unknown = 0
+        self._done_secs: list[float] = []
+
+    # -- events ---------------------------------------------------------------------------------
+    def run_started(self, plan: Plan) -> None:
+        from .store.history import HistoryWriter
+
+        try:
+            self.writer = HistoryWriter(self.directory, self.keep)
+            roots = list(plan.graph.roots)
+            self.run = self.writer.start(
+                time.time(), roots, graph_signature(plan), lambda: graph_rows(plan)
+            )
+            known = self.writer.durations() if plan.to_run else {}
+        except (sqlite3.Error, OSError) as exc:
+            self._give_up(exc)
+            return
+        self.warnings += self.writer.warnings
+        for tid in plan.to_run:
+            r = plan.decisions[tid].reason
+            self.rows[tid] = [
+                tid,
+                "pending",
+                r and r.kind,
+                r and r.detail,
+                None,
+                None,
+                None,
+                None,
+                "",
+            ]
+            self.dirty.add(tid)
+        self._estimate(plan, known)
+        if plan.to_run:
+            self._thread = threading.Thread(target=self._flusher, name="flow-history", daemon=True)
+            self._thread.start()
+
+    def task_started(self, tid: str, k: int, n: int) -> None:
+        with self._lock:
+            row = self.rows.setdefault(
+                tid, [tid, "pending", None, None, None, None, None, None, ""]
+            )
+            row[1], row[4] = "running", time.time()
+            self.dirty.add(tid)
+
+    def task_progress(self, tid: str, message: str | None, percentage: float | None) -> None:
+        with self._lock:
+            row = self.rows.get(tid)
+            if row is None:
+                return
+            if message is not None:
+                row[6] = message
+            if percentage is not None:
+                row[7] = percentage
+            self.dirty.add(tid)
+
+    def task_finished(self, result: TaskResult, k: int, n: int) -> None:
+        with self._lock:
+            self._row_of(result)
+        est = self._est.pop(result.task_id, 0.0)
+        if est is None:
+            self._unknown -= 1
+        else:
+            self._left -= est
+        if result.status is Status.RAN:
+            self._done_secs.append(result.duration)
+
+    def run_finished(
+        self, results: dict[str, TaskResult], elapsed: float, missing: dict[str, list[str]]
+    ) -> None:
+        counts: dict[str, int] = {}
+        with self._lock:
+            for result in results.values():
+                status = task_status(result)
+                counts[status] = counts.get(status, 0) + 1
+                if status != "up-to-date" or result.task_id in self.rows:
+                    self._row_of(result)
+        bad = counts.get("failed", 0) + counts.get("skipped", 0)
+        self._close("failed" if bad or missing else "succeeded", counts)
+
+    def close(self) -> None:
+        """The build ended without ``run_finished`` (Ctrl-C, SIGTERM, an error): interrupted."""
+        if self.writer is not None and not self.finished:
+            with self._lock:
+                for row in self.rows.values():
+                    if row[1] == "running":
+                        row[1], row[5] = "failed", time.time()
+                        row[8] = row[8] or "interrupted"
+                        self.dirty.add(row[0])
+            self._close("interrupted", None)
+
+    # -- writing --------------------------------------------------------------------------------
+    def _row_of(self, result: TaskResult) -> None:
+        tid = result.task_id
+        row = self.rows.get(tid)
+        if row is None:
+            r = result.decision.reason if result.decision else None
+            row = self.rows[tid] = [
+                tid,
+                "",
+                r and r.kind,
+                r and r.detail,
+                None,
+                None,
+                None,
+                None,
+                "",
+            ]
+        row[1] = task_status(result)
+        if row[1] not in ("up-to-date", "skipped") and row[5] is None:
+            row[5] = time.time()
+            if row[4] is None:
+                row[4] = row[5] - result.duration
+        if row[1] == "ran" and row[7] is not None:
+            row[7] = 100.0
+        if result.status is not Status.RAN and (result.error or result.output):
+            from .store.history import OUTPUT_TAIL
+
+            text = "\n".join(x for x in (result.output.rstrip("\n"), result.error) if x)
+            row[8] = text[-OUTPUT_TAIL:]
+        self.dirty.add(tid)
+
+    def _flusher(self) -> None:
+        while not self._stop.wait(FLUSH_EVERY):
+            self._flush()
+
+    def _flush(self, finish: tuple[str, float, dict[str, int]] | None = None) -> None:
+        if self.writer is None:
+            return
+        with self._lock:
+            rows = [tuple(self.rows[t]) for t in self.dirty]
+            self.dirty.clear()
+        durations = []
+        if finish is not None:
+            durations = [
+                (row[0], row[0].split("(", 1)[0], row[5] - row[4])
+                for row in self.rows.values()
+                if row[1] == "ran" and row[4] is not None and row[5] is not None
+            ]
+        if not rows and finish is None:
+            return
+        try:
+            self.writer.write(self.run, rows, finish, durations)
+        except (sqlite3.Error, OSError) as exc:
+            self._give_up(exc)
+
+    def _close(self, status: str, counts: dict[str, int] | None) -> None:
+        if self.writer is None or self.finished:
+            return
+        self.finished = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if counts is None:
+            counts = {}
+            for row in self.rows.values():
+                counts[row[1]] = counts.get(row[1], 0) + 1
+        self._flush((status, time.time(), counts))
+        if self.writer is not None:
+            self.writer.close()
+
+    def _give_up(self, exc: BaseException) -> None:
+        self.warnings.append(f"cannot record this run in the history: {exc}; the build goes on")
+        if self.writer is not None:
+            self.writer.close()
+        self.writer = None
+
+    # -- the ETA --------------------------------------------------------------------------------
+    def _estimate(self, plan: Plan, known: dict[str, tuple[str, float]]) -> None:
+        by_family: dict[str, list[float]] = {}
+        for family, secs in known.values():
+            by_family.setdefault(family, []).append(secs)
+        means = {f: sum(v) / len(v) for f, v in by_family.items()}
+        for tid in plan.to_run:
+            got = known.get(tid)
+            est = got[1] if got else means.get(plan.graph.tasks[tid].task_family)
+            self._est[tid] = est
+            if est is None:
+                self._unknown += 1
+            else:
+                self._left += est
+
+    def eta(self) -> float | None:
+        """Seconds until the run ends, from recorded durations; None when there is no basis."""
+        left = max(0.0, self._left)
+        if self._unknown:
+            if not self._done_secs:
+                return None
+            left += self._unknown * sum(self._done_secs) / len(self._done_secs)
+        return left / self.jobs
