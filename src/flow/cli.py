@@ -125,6 +125,20 @@ def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
     multiple=True,
     help="With -w, ignore changes to paths matching GLOB (repeatable).",
 )
+@click.option(
+    "--serve",
+    metavar="[HOST:]PORT",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    help="Serve the run visualiser (default 127.0.0.1:8082), building TASKs meanwhile.",
+)
+@click.option(
+    "--report",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write a self-contained HTML report of the run (of the plan with -n) to FILE.",
+)
 # SPEC options whose machinery has not landed yet: a clear refusal beats "unknown parameter".
 @click.option("--dask", metavar="ADDRESS", hidden=True)
 @click.version_option(__version__, "--version", prog_name="flow", message="%(prog)s %(version)s")
@@ -213,7 +227,13 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
     if graph_fmt is not None and graph_fmt not in GRAPH_FORMATS:
         tokens.insert(0, graph_fmt)  # `--graph Task`: the word was a task, not a format
         graph_fmt = "dot"
+    if opts["report"]:  # relative to where flow was started, not to the Flowfile
+        opts["report"] = os.path.abspath(opts["report"])
+    if opts["serve"] is not None and not _serve_address(opts, tokens):
+        tokens.insert(0, opts["serve"])  # `--serve Task`: the word was a task, not an address
+        opts["serve"] = ""
     flowfile, config = _load(opts, obj, reporter)
+    _serve_default(opts, obj, config)
     if opts["show_config"]:
         from .settings import show_config
 
@@ -223,6 +243,10 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         names = [t for t in tokens if not t.startswith("-") and "=" not in t]
         reporter.text(render_list(flowfile, names, json_mode=opts["json_mode"]))
         return 0
+    if opts["serve"] is not None and not tokens:
+        from .ui.serve import serve
+
+        return serve(opts["serve"], reporter, None)  # nothing to build: serve only
     roots = parse_tokens(tokens, flowfile)
     jobs = opts["workers"] if opts["workers"] is not None else opts["jobs"]
     if jobs == 0:
@@ -240,13 +264,41 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         touch=opts["touch"],
         explain=opts["explain"],
     )
-    if opts["watch"]:
-        from .watch import watch
 
-        return watch(flowfile, tokens, roots, options, reporter, opts["watch_exclude"])
-    result = build(roots, **options, reporter=reporter)
-    reporter.finish(exit_status=result.exit_status)
-    return result.exit_status
+    def run() -> int:
+        if opts["watch"]:
+            from .watch import watch
+
+            return watch(flowfile, tokens, roots, options, reporter, opts["watch_exclude"])
+        result = build(roots, **options, reporter=reporter)
+        if opts["report"]:
+            from .ui.report import write_report
+
+            reporter.text(f"flow: wrote the report {write_report(opts['report'], result)}")
+        reporter.finish(exit_status=result.exit_status)
+        return result.exit_status
+
+    if opts["serve"] is not None:
+        from .ui.serve import serve
+
+        return serve(opts["serve"], reporter, run)
+    return run()
+
+
+def _serve_default(opts: dict[str, Any], obj: dict[str, Any], config: Any) -> None:
+    """[tool.flow] ``serve`` is the address a bare ``--serve`` uses; it never serves by itself."""
+    if "serve" not in obj.get("given", frozenset()):
+        opts["serve"] = None
+    elif opts["serve"] == "" and config.option("serve") is not None:
+        from .settings import option_value
+
+        opts["serve"] = option_value("serve", config.option("serve"))
+
+
+def _serve_address(opts: dict[str, Any], tokens: list[str]) -> bool:
+    """Whether ``--serve``'s value is an address (``--serve Build`` names a task instead)."""
+    value = opts["serve"]
+    return not value or value.isdigit() or ":" in value
 
 
 def _load(opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> tuple[Any, Any]:

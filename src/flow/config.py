@@ -38,7 +38,7 @@ OPTIONS = {
     "flowfile": "a path, relative to the configuration file",
 }
 # Accepted and shown by --show-config, used once their features land (SPEC §9, §10).
-NOT_YET = ("cache", "serve")
+NOT_YET = ("cache",)
 
 
 class Config:

@@ -182,9 +182,9 @@ class Recorder:
             ]
         row[1] = task_status(result)
         if row[1] not in ("up-to-date", "skipped") and row[5] is None:
-            row[5] = time.time()
+            now = row[5] = time.time()
             if row[4] is None:
-                row[4] = row[5] - result.duration
+                row[4] = now - result.duration
         if row[1] == "ran" and row[7] is not None:
             row[7] = 100.0
         if result.status is not Status.RAN and (result.error or result.output):
