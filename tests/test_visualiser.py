@@ -1,0 +1,349 @@
+"""Run history, `flow --serve`'s JSON API and `flow --report`, through a real server and plain HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import signal
+import sqlite3
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from conftest import Live, Project, wait_until
+
+FLOWFILE = """
+import os, time
+from flow.parameter import ParameterVisibility
+
+class Part(flow.Task):
+    i = flow.IntParameter(default=0)
+    label = flow.Parameter(default="plain")
+    token = flow.Parameter(default="s3cr3t-value", visibility=ParameterVisibility.PRIVATE)
+    def output(self):
+        return flow.LocalTarget(f"out/part{self.i}.txt")
+    def run(self):
+        self.set_status_message(f"part {self.i} halfway")
+        self.set_progress_percentage(50)
+        with self.output().open("w") as f:
+            f.write(str(self.i))
+
+class All(flow.Task):
+    n = flow.IntParameter(default=3)
+    def requires(self):
+        return [Part(i=i) for i in range(self.n)]
+    def output(self):
+        return flow.LocalTarget("out/all.txt")
+    def run(self):
+        with self.output().open("w") as f:
+            f.write("all")
+
+class Broken(flow.Task):
+    def requires(self):
+        return Part(i=0)
+    def output(self):
+        return flow.LocalTarget("out/broken.txt")
+    def run(self):
+        print("some output before the failure")
+        raise RuntimeError("broken on purpose")
+
+class Slow(flow.Task):
+    def output(self):
+        return flow.LocalTarget("out/slow.txt")
+    def run(self):
+        self.set_status_message("waiting for go.flag")
+        self.set_progress_percentage(25)
+        open("started.flag", "w").close()
+        deadline = time.time() + 120
+        while not os.path.exists("go.flag") and time.time() < deadline:
+            time.sleep(0.05)
+        with self.output().open("w") as f:
+            f.write("slow")
+"""
+
+
+def serve(project: Project, *args: str) -> tuple[Live, str]:
+    """Start `flow --serve 127.0.0.1:0 ARGS`; return it and the URL it printed."""
+    live = project.start("--serve", "127.0.0.1:0", *args)
+    live.wait_for_line("serving the visualiser at http://127.0.0.1:")
+    url = re.search(r"http://127\.0\.0\.1:\d+/", live.text)
+    assert url is not None
+    return live, url.group(0)
+
+
+def get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as r:
+        assert r.headers["Content-Type"].startswith("application/json")
+        return json.loads(r.read())
+
+
+def raw_status(url: str, path: str, method: str = "GET") -> int:
+    """The status of a request sent with its path exactly as written (no client normalising)."""
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.endheaders()
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def served(project: Project) -> tuple[Project, str]:
+    project.flowfile(FLOWFILE)
+    _, url = serve(project)
+    return project, url
+
+
+def test_runs_list_and_run_detail_have_the_spec_shapes(served: tuple[Project, str]) -> None:
+    # Premise: one successful build, then a failing one, are recorded; a dry run is not.
+    project, url = served
+    assert get(url + "api/runs") == []
+    assert project.run("All").returncode == 0
+    assert project.run("Broken").returncode == 1
+    assert project.run("-n", "All", "n=5").returncode == 0
+    runs = get(url + "api/runs")
+    assert [r["status"] for r in runs] == ["failed", "succeeded"]  # newest first
+    assert set(runs[0]) == {"id", "status", "started", "finished", "counts"}
+    assert runs[1]["counts"] == {"ran": 4}
+    assert runs[0]["counts"] == {"up-to-date": 1, "failed": 1}
+    run = get(url + f"api/runs/{runs[1]['id']}")
+    assert {"id", "status", "started", "finished", "tasks"} <= set(run)
+    tasks = {t["task"]: t for t in run["tasks"]}
+    part = tasks["Part(i=0, label=plain)"]
+    keys = {
+        "task",
+        "family",
+        "params",
+        "status",
+        "reason",
+        "duration",
+        "message",
+        "progress",
+        "deps",
+    }
+    assert keys <= set(part)
+    assert part["family"] == "Part" and part["status"] == "ran"
+    assert part["reason"] == "missing-output"
+    assert part["message"] == "part 0 halfway" and part["progress"] == 100
+    assert part["params"] == {"i": "0", "label": "plain"}  # the private one never shown
+    assert isinstance(part["duration"], float)
+    assert sorted(tasks["All(n=3)"]["deps"]) == sorted(t for t in tasks if t.startswith("Part"))
+    latest = get(url + "api/runs/latest")
+    broken = {t["task"]: t for t in latest["tasks"]}["Broken()"]
+    assert broken["status"] == "failed"
+    assert "broken on purpose" in broken["output"]
+    assert "s3cr3t-value" not in json.dumps([get(url + "api/runs/latest"), run])
+
+
+def test_unknown_run_is_404(served: tuple[Project, str]) -> None:
+    _, url = served
+    for path in ("/api/runs/12345", "/api/runs/abc", "/api/runs/1;DROP", "/api/nothing"):
+        assert raw_status(url, path) == 404, path
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../Flowfile.py",
+        "/static/%2e%2e/Flowfile.py",
+        "/static/%2E%2E%2FFlowfile.py",
+        "/static/..%2f..%2fFlowfile.py",
+        "/../Flowfile.py",
+        "/Flowfile.py",
+        "/.flow/history.sqlite",
+        "/static/../../store/history.py",
+        "/static//etc/passwd",
+        "/static/%2fetc%2fpasswd",
+        "//etc/passwd",
+        "/static/server.py",
+        "/static/..%5cserver.py",
+        "/static/%00app.js",
+    ],
+)
+def test_no_path_reaches_a_file_outside_the_assets(served: tuple[Project, str], path: str) -> None:
+    # Premise: whatever the spelling, only the packaged assets and the API are served.
+    _, url = served
+    assert raw_status(url, path) == 404
+
+
+def test_the_page_and_its_assets_are_served_and_nothing_can_be_changed(
+    served: tuple[Project, str],
+) -> None:
+    _, url = served
+    for path in ("/", "/static/app.js", "/static/dagre.min.js", "/static/style.css"):
+        assert raw_status(url, path) == 200, path
+    for method in ("POST", "PUT", "DELETE"):
+        assert raw_status(url, "/api/runs", method) == 405
+
+
+def test_a_live_run_appears_with_its_running_task_and_message(served: tuple[Project, str]) -> None:
+    # Premise: a build started from another terminal shows up while it runs.
+    project, url = served
+    build = project.start("Slow")
+    wait_until(lambda: (project.root / "started.flag").exists(), "Slow to start", proc=build.proc)
+
+    def running_with_message() -> bool:
+        run = get(url + "api/runs/latest") or {}
+        task = {t["task"]: t for t in run.get("tasks", [])}.get("Slow()", {})
+        return task.get("status") == "running" and task.get("message") == "waiting for go.flag"
+
+    wait_until(running_with_message, "the running task in the API")
+    assert get(url + "api/runs")[0]["status"] == "running"
+    (project.root / "go.flag").touch()
+    assert build.finish()[0] == 0
+    wait_until(lambda: get(url + "api/runs")[0]["status"] == "succeeded", "the run to end")
+
+
+def test_concurrent_runs_are_recorded_apart(served: tuple[Project, str]) -> None:
+    project, url = served
+    slow = project.start("Slow")
+    wait_until(lambda: (project.root / "started.flag").exists(), "Slow to start", proc=slow.proc)
+    assert project.run("All", "-j", "2").returncode == 0  # while Slow's run is live
+    (project.root / "go.flag").touch()
+    assert slow.finish()[0] == 0
+    runs = get(url + "api/runs")
+    assert len({r["id"] for r in runs}) == 2
+    assert sorted(r["status"] for r in runs) == ["succeeded", "succeeded"]
+    ids = [{t["task"] for t in get(url + f"api/runs/{r['id']}")["tasks"]} for r in runs]
+    assert {"Slow()"} in ids and any("All(n=3)" in i for i in ids)
+
+
+def test_progress_from_worker_processes_is_recorded(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    assert project.run("All", "-j", "2").returncode == 0
+    _, url = serve(project)
+    tasks = get(url + "api/runs/latest")["tasks"]
+    part = {t["task"]: t for t in tasks}["Part(i=1, label=plain)"]
+    assert part["message"] == "part 1 halfway"
+
+
+def test_a_killed_run_is_shown_interrupted(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    build = project.start("Slow")
+    wait_until(lambda: (project.root / "started.flag").exists(), "Slow to start", proc=build.proc)
+    build.proc.send_signal(signal.SIGKILL)
+    build.proc.wait(timeout=60)
+    _, url = serve(project)
+    assert get(url + "api/runs")[0]["status"] == "interrupted"
+
+
+def test_an_interrupted_run_is_recorded_so(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    build = project.start("Slow")
+    wait_until(lambda: (project.root / "started.flag").exists(), "Slow to start", proc=build.proc)
+    build.proc.send_signal(signal.SIGINT)
+    assert build.finish()[0] == 130
+    db = sqlite3.connect(project.root / ".flow" / "history.sqlite")
+    assert db.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
+
+
+def test_a_noop_adds_one_run_row_and_no_task_rows(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    assert project.run("All").returncode == 0
+    db_path = project.root / ".flow" / "history.sqlite"
+    before = sqlite3.connect(db_path).execute("SELECT count(*) FROM tasks").fetchone()[0]
+    assert project.run("All").returncode == 0
+    db = sqlite3.connect(db_path)
+    assert db.execute("SELECT count(*) FROM tasks").fetchone()[0] == before
+    assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+    assert db.execute("SELECT count(*) FROM graphs").fetchone()[0] == 1  # the graph is shared
+    _, url = serve(project)
+    latest = get(url + "api/runs/latest")
+    assert {t["status"] for t in latest["tasks"]} == {"up-to-date"}
+
+
+def test_history_keeps_the_configured_number_of_runs(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    project.write("pyproject.toml", "[tool.flow]\nhistory = 2\n")
+    for n in (1, 2, 3, 4):
+        assert project.run("All", f"n={n}").returncode == 0
+    db = sqlite3.connect(project.root / ".flow" / "history.sqlite")
+    assert [r[0] for r in db.execute("SELECT id FROM runs ORDER BY id")] == [3, 4]
+    assert {r[0] for r in db.execute("SELECT DISTINCT run FROM tasks")} <= {3, 4}
+
+
+def test_a_bad_history_setting_is_a_usage_error(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    project.write("pyproject.toml", "[tool.flow]\nhistory = 0\n")
+    proc = project.run("All")
+    assert proc.returncode == 2
+    assert "history" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_port_in_use_is_a_clear_error_suggesting_port_0(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    _, url = serve(project)
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    proc = project.run("--serve", f"127.0.0.1:{port}", timeout=60)
+    assert proc.returncode == 2
+    assert "already in use" in proc.stderr and "--serve 127.0.0.1:0" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_malformed_address_is_a_usage_error(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    proc = project.run("--serve", "127.0.0.1:http")
+    assert proc.returncode == 2 and "[HOST:]PORT" in proc.stderr
+
+
+def test_serve_with_a_task_builds_it_and_keeps_serving(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    live, url = serve(project, "All")
+    live.wait_for_line("still serving")
+    assert (project.root / "out" / "all.txt").exists()
+    assert get(url + "api/runs")[0]["status"] == "succeeded"
+    live.proc.send_signal(signal.SIGINT)
+    assert live.finish()[0] == 0
+
+
+def test_server_reads_an_empty_project(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    _, url = serve(project)
+    assert get(url + "api/runs") == []
+    with pytest.raises(urllib.error.HTTPError) as err:
+        get(url + "api/runs/latest")
+    assert err.value.code == 404
+
+
+# -- flow --report --------------------------------------------------------------------------------
+def _embedded(html: str) -> dict[str, Any]:
+    start = html.index('<script type="application/json" id="flow-data">')
+    body = html[start:].split(">", 1)[1].split("</script>", 1)[0]
+    return json.loads(body)  # type: ignore[no-any-return]
+
+
+def test_report_is_one_offline_file_and_embedded_data_cannot_end_its_script(
+    project: Project,
+) -> None:
+    project.flowfile(FLOWFILE)
+    evil = "</script><script>alert(1)</script><!--"
+    proc = project.run("Part", f"label={evil}", "--report", "report.html")
+    assert proc.returncode == 0, proc.stderr
+    html = project.read("report.html")
+    assert "<script src=" not in html and "stylesheet" not in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    assert evil not in html
+    data = _embedded(html)
+    (task,) = data["run"]["tasks"]
+    assert task["params"]["label"] == evil and task["status"] == "ran"
+    assert data["critical"]["path"] == [task["task"]]
+    assert "var dagre" in html
+
+
+def test_report_of_a_plan_shows_what_would_run_and_the_critical_path(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    assert project.run("All").returncode == 0  # durations recorded for the estimate
+    (project.root / "out" / "all.txt").unlink()
+    proc = project.run("-n", "All", "--report", "plan.html")
+    assert proc.returncode == 0, proc.stderr
+    data = _embedded(project.read("plan.html"))
+    status = {t["task"]: t["status"] for t in data["run"]["tasks"]}
+    assert status["All(n=3)"] == "pending" and status["Part(i=0, label=plain)"] == "up-to-date"
+    assert data["critical"]["path"][-1] == "All(n=3)"
+    assert not (project.root / "out" / "all.txt").exists()
