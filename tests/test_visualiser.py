@@ -12,6 +12,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+
 from conftest import Live, Project, wait_until
 
 FLOWFILE = """
