@@ -268,9 +268,7 @@ def test_a_manifest_cut_at_any_byte_offset_is_never_trusted_and_never_raises(pro
 
 
 @pytest.mark.parametrize("cut", [1, 99, 100, 4095, 4096, 4097, 8192, -1])
-def test_a_run_on_a_truncated_manifest_recovers_and_rebuilds_what_it_cannot_vouch_for(
-    project, cut
-):
+def test_a_run_on_a_truncated_manifest_recovers_and_rebuilds_what_it_cannot_vouch_for(project, cut):
     """flow run on a cut manifest: a warning naming where it went, exit 0; the outputs are
     rebuilt, not adopted (the lost records may have said they were built from other values),
     and the next run is a no-op."""

@@ -90,7 +90,7 @@ class Unknown(flow.Task):
 def test_sh_runs_a_plain_command_without_a_shell_as_make_does(project):
     """A command with nothing for the shell to do is exec'd directly (its parent is flow, not
     sh); one with shell syntax or a builtin still goes through /bin/sh."""
-    project.write("parent", "#!/bin/sh\ncat /proc/$PPID/comm > \"$1\"\n")
+    project.write("parent", '#!/bin/sh\ncat /proc/$PPID/comm > "$1"\n')
     (project.root / "parent").chmod(0o755)
     project.flowfile("""
         class Direct(flow.Task):

@@ -75,8 +75,13 @@ def test_two_jobs_run_two_tasks_at_the_same_time(project):
 def test_one_job_runs_tasks_in_the_flow_process_one_after_the_other(project):
     """-j 1: the tasks run in flow's own process, and never overlap."""
     project.flowfile(SLEEPERS)
-    proc = subprocess.Popen([*FLOW, "-j", "1", "Naps"], cwd=project.root, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*FLOW, "-j", "1", "Naps"],
+        cwd=project.root,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     a, b = sorted(_stamps(project, 2), key=lambda s: s["start"])
@@ -87,8 +92,13 @@ def test_one_job_runs_tasks_in_the_flow_process_one_after_the_other(project):
 def test_with_several_jobs_each_task_runs_in_a_worker_process_not_in_flow(project):
     """-j 2: run() executes in a worker, whose pid is not flow's."""
     project.flowfile(SLEEPERS)
-    proc = subprocess.Popen([*FLOW, "-j", "2", "Naps", "n=1"], cwd=project.root, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*FLOW, "-j", "2", "Naps", "n=1"],
+        cwd=project.root,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert _stamps(project, 1)[0]["pid"] != proc.pid
@@ -107,8 +117,15 @@ def test_one_job_keeps_the_terminal_so_breakpoint_works(project):
                     f.write(str(answer))
         """)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONBREAKPOINT"}
-    proc = subprocess.run([*FLOW, "-j", "1", "Debug"], cwd=project.root, input="p answer\nc\n",
-                          capture_output=True, text=True, timeout=60, env=env)
+    proc = subprocess.run(
+        [*FLOW, "-j", "1", "Debug"],
+        cwd=project.root,
+        input="p answer\nc\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "(Pdb)" in proc.stdout and "42" in proc.stdout
     assert project.read("out/debug.txt") == "42"
@@ -330,8 +347,14 @@ def test_on_a_terminal_the_status_line_names_the_tasks_running_at_once(project):
     project.flowfile(SLEEPERS)
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    proc = subprocess.Popen([*FLOW, "-j", "2", "Naps"], cwd=project.root, stdout=subprocess.PIPE,
-                            stderr=slave, text=True, env=env)
+    proc = subprocess.Popen(
+        [*FLOW, "-j", "2", "Naps"],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+        env=env,
+    )
     os.close(slave)
     seen = b""
     while True:

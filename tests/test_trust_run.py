@@ -322,9 +322,7 @@ def _wait_for_command(project, proc, token: str, early: bool = False) -> None:
 @pytest.mark.parametrize(
     "jobs, sig", [("1", signal.SIGTERM), ("1", signal.SIGINT), ("2", signal.SIGTERM)]
 )
-def test_a_signal_stops_the_commands_a_task_started_and_their_children(
-    project, jobs, sig, early
-):
+def test_a_signal_stops_the_commands_a_task_started_and_their_children(project, jobs, sig, early):
     """flow.sh ran `sh -c 'sleep …; echo … > out/late.txt'`: after flow exits on the signal no
     process of that command is left, so nothing writes an output after the clean-up. Also when
     the signal comes while the shell is still forking its child."""

@@ -312,6 +312,13 @@ def test_server_reads_an_empty_project(project: Project) -> None:
     assert err.value.code == 404
 
 
+def test_serving_stops_on_ctrl_c(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    live, _ = serve(project)
+    live.proc.send_signal(signal.SIGINT)
+    assert live.finish()[0] == 0
+
+
 # -- flow --report --------------------------------------------------------------------------------
 def _embedded(html: str) -> dict[str, Any]:
     start = html.index('<script type="application/json" id="flow-data">')
