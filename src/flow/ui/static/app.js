@@ -8,7 +8,7 @@
     restored: "#b39ddb", failed: "#ef5350", skipped: "#ffb74d"
   };
   var ORDER = ["failed", "running", "skipped", "pending", "ran", "restored", "up-to-date"];
-  var GROUP_AT = 400; // above this many tasks, draw one node per task family
+  var GROUP_AT = 1500; // above this many tasks, draw one node per task family
   var embedded = document.getElementById("flow-data");
   var state = { runs: [], runId: null, run: null, byId: {}, shape: "", nodes: {},
                 selected: null, view: { x: 0, y: 0, k: 1 }, grouped: false };
