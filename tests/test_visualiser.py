@@ -80,6 +80,16 @@ def get(url: str) -> Any:
         return json.loads(r.read())
 
 
+def latest(url: str) -> dict[str, Any]:
+    """The newest run, or {} while there is none yet (404)."""
+    try:
+        return get(url + "api/runs/latest")  # type: ignore[no-any-return]
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise
+        return {}
+
+
 def raw_status(url: str, path: str, method: str = "GET") -> int:
     """The status of a request sent with its path exactly as written (no client normalising)."""
     host, port = url.split("//")[1].rstrip("/").split(":")
@@ -190,8 +200,7 @@ def test_a_live_run_appears_with_its_running_task_and_message(served: tuple[Proj
     wait_until(lambda: (project.root / "started.flag").exists(), "Slow to start", proc=build.proc)
 
     def running_with_message() -> bool:
-        run = get(url + "api/runs/latest") or {}
-        task = {t["task"]: t for t in run.get("tasks", [])}.get("Slow()", {})
+        task = {t["task"]: t for t in latest(url).get("tasks", [])}.get("Slow()", {})
         return task.get("status") == "running" and task.get("message") == "waiting for go.flag"
 
     wait_until(running_with_message, "the running task in the API")

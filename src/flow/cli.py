@@ -227,11 +227,7 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
     if graph_fmt is not None and graph_fmt not in GRAPH_FORMATS:
         tokens.insert(0, graph_fmt)  # `--graph Task`: the word was a task, not a format
         graph_fmt = "dot"
-    if opts["report"]:  # relative to where flow was started, not to the Flowfile
-        opts["report"] = os.path.abspath(opts["report"])
-    if opts["serve"] is not None and not _serve_address(opts, tokens):
-        tokens.insert(0, opts["serve"])  # `--serve Task`: the word was a task, not an address
-        opts["serve"] = ""
+    _serve_and_report_args(opts, tokens)
     flowfile, config = _load(opts, obj, reporter)
     _serve_default(opts, obj, config)
     if opts["show_config"]:
@@ -264,25 +260,39 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         touch=opts["touch"],
         explain=opts["explain"],
     )
-
-    def run() -> int:
-        if opts["watch"]:
-            from .watch import watch
-
-            return watch(flowfile, tokens, roots, options, reporter, opts["watch_exclude"])
-        result = build(roots, **options, reporter=reporter)
-        if opts["report"]:
-            from .ui.report import write_report
-
-            reporter.text(f"flow: wrote the report {write_report(opts['report'], result)}")
-        reporter.finish(exit_status=result.exit_status)
-        return result.exit_status
-
     if opts["serve"] is not None:
         from .ui.serve import serve
 
-        return serve(opts["serve"], reporter, run)
-    return run()
+        return serve(
+            opts["serve"], reporter, lambda: _run(flowfile, tokens, roots, options, opts, reporter)
+        )
+    return _run(flowfile, tokens, roots, options, opts, reporter)
+
+
+def _run(
+    flowfile: Any,
+    tokens: list[str],
+    roots: list[Any],
+    options: dict[str, Any],
+    opts: dict[str, Any],
+    reporter: Any,
+) -> int:
+    """Build once (or watch and rebuild), then write the HTML report if one was asked for."""
+    from .spine import build
+
+    if opts["watch"]:
+        from .watch import watch
+
+        return watch(flowfile, tokens, roots, options, reporter, opts["watch_exclude"])
+    result = build(roots, **options, reporter=reporter)
+    if opts["report"]:
+        from .ui.report import write_report
+
+        written = write_report(opts["report"], result)
+        if not reporter.json_mode:
+            reporter.text(f"flow: wrote the report {written}")
+    reporter.finish(exit_status=result.exit_status)
+    return result.exit_status
 
 
 def _serve_default(opts: dict[str, Any], obj: dict[str, Any], config: Any) -> None:
@@ -295,10 +305,15 @@ def _serve_default(opts: dict[str, Any], obj: dict[str, Any], config: Any) -> No
         opts["serve"] = option_value("serve", config.option("serve"))
 
 
-def _serve_address(opts: dict[str, Any], tokens: list[str]) -> bool:
-    """Whether ``--serve``'s value is an address (``--serve Build`` names a task instead)."""
+def _serve_and_report_args(opts: dict[str, Any], tokens: list[str]) -> None:
+    """``--serve Build`` names a task, not an address; a relative ``--report`` FILE is relative
+    to where flow was started, not to the Flowfile."""
     value = opts["serve"]
-    return not value or value.isdigit() or ":" in value
+    if value and not (value.isdigit() or ":" in value):
+        tokens.insert(0, value)
+        opts["serve"] = ""
+    if opts["report"]:
+        opts["report"] = os.path.abspath(opts["report"])
 
 
 def _load(opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> tuple[Any, Any]:

@@ -8,6 +8,7 @@ cannot be written, the build goes on with a warning.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -38,15 +39,30 @@ def graph_rows(plan: Plan) -> list[dict[str, Any]]:
 
 
 def graph_signature(plan: Plan) -> str:
-    """A hash of the graph's ids and edges: a rerun of the same graph reuses the stored one."""
+    """A hash of the graph's ids and of how many upstream tasks each has: a rerun of the same
+    graph reuses the stored one. Cheap on purpose (a few ms at 20,000 tasks): a no-op pays it."""
     import xxhash
 
     g = plan.graph
-    h = xxhash.xxh3_128()
-    for tid in g.order:
-        h.update(tid.encode("utf-8", "surrogateescape") + b"\0")
-        h.update("\0".join(g.deps[tid]).encode("utf-8", "surrogateescape") + b"\1")
+    h = xxhash.xxh3_128("\0".join(g.order).encode("utf-8", "surrogateescape"))
+    h.update(b"".join(len(g.deps[t]).to_bytes(4, "little") for t in g.order))
     return h.hexdigest()
+
+
+def _new_row(tid: str, status: str, reason: Any) -> list[Any]:
+    """A task row in ``TASK_COLUMNS`` order: id, status, reason, detail, started, finished,
+    message, progress, output."""
+    return [
+        tid,
+        status,
+        reason and reason.kind,
+        reason and reason.detail,
+        None,
+        None,
+        None,
+        None,
+        "",
+    ]
 
 
 def task_status(result: TaskResult) -> str:
@@ -57,11 +73,14 @@ class Recorder:
     """Subscribes to a build's events and records the run; ``eta()`` feeds the status line."""
 
     def __init__(self, directory: str, keep: int, jobs: int = 1) -> None:
-        self.directory = directory
+        # Absolute: a task's run() may change directory while the writer thread opens the file.
+        self.directory = os.path.abspath(directory)
         self.keep = keep
         self.jobs = max(1, jobs)
         self.writer: HistoryWriter | None = None
         self.run = 0
+        self.started = 0.0
+        self.sig = ""
         self.rows: dict[str, list[Any]] = {}
         self.dirty: set[str] = set()
         self.finished = False
@@ -77,43 +96,50 @@ class Recorder:
 
     # -- events ---------------------------------------------------------------------------------
     def run_started(self, plan: Plan) -> None:
+        self.started = time.time()
+        for tid in plan.to_run:
+            r = plan.decisions[tid].reason
+            self.rows[tid] = _new_row(tid, "pending", r)
+            self.dirty.add(tid)
+        self._open(plan)
+        if self.writer is None or not plan.to_run:  # a no-op: one run row, and done
+            return
+        # Storing a new graph (20,000 tasks: a fraction of a second) overlaps the first tasks.
+        self._thread = threading.Thread(
+            target=self._writer_thread, args=(plan,), name="flow-history", daemon=True
+        )
+        self._thread.start()
+
+    def _open(self, plan: Plan) -> None:
+        """Open the history and insert the run row, at once: a run killed early still shows."""
         from .store.history import HistoryWriter
 
         try:
-            self.writer = HistoryWriter(self.directory, self.keep)
-            roots = list(plan.graph.roots)
-            self.run = self.writer.start(
-                time.time(), roots, graph_signature(plan), lambda: graph_rows(plan)
-            )
-            known = self.writer.durations() if plan.to_run else {}
+            writer = HistoryWriter(self.directory, self.keep)
+            self.warnings += writer.warnings
+            self.sig = graph_signature(plan)
+            self.run = writer.start(self.started, list(plan.graph.roots), self.sig)
+            if not plan.to_run:
+                writer.store_graph(self.sig, lambda: graph_rows(plan))
         except (sqlite3.Error, OSError) as exc:
             self._give_up(exc)
             return
-        self.warnings += self.writer.warnings
-        for tid in plan.to_run:
-            r = plan.decisions[tid].reason
-            self.rows[tid] = [
-                tid,
-                "pending",
-                r and r.kind,
-                r and r.detail,
-                None,
-                None,
-                None,
-                None,
-                "",
-            ]
-            self.dirty.add(tid)
-        self._estimate(plan, known)
-        if plan.to_run:
-            self._thread = threading.Thread(target=self._flusher, name="flow-history", daemon=True)
-            self._thread.start()
+        self.writer = writer
+
+    def _writer_thread(self, plan: Plan) -> None:
+        try:
+            assert self.writer is not None
+            self.writer.store_graph(self.sig, lambda: graph_rows(plan))
+            self._estimate(plan, self.writer.durations())
+        except (sqlite3.Error, OSError) as exc:
+            self._give_up(exc)
+            return
+        while not self._stop.wait(FLUSH_EVERY):
+            self._flush()
 
     def task_started(self, tid: str, k: int, n: int) -> None:
         with self._lock:
-            row = self.rows.setdefault(
-                tid, [tid, "pending", None, None, None, None, None, None, ""]
-            )
+            row = self.rows.setdefault(tid, _new_row(tid, "pending", None))
             row[1], row[4] = "running", time.time()
             self.dirty.add(tid)
 
@@ -131,11 +157,12 @@ class Recorder:
     def task_finished(self, result: TaskResult, k: int, n: int) -> None:
         with self._lock:
             self._row_of(result)
-        est = self._est.pop(result.task_id, 0.0)
-        if est is None:
-            self._unknown -= 1
-        else:
-            self._left -= est
+            if result.task_id in self._est:
+                est = self._est.pop(result.task_id)
+                if est is None:
+                    self._unknown -= 1
+                else:
+                    self._left -= est
         if result.status is Status.RAN:
             self._done_secs.append(result.duration)
 
@@ -154,7 +181,10 @@ class Recorder:
 
     def close(self) -> None:
         """The build ended without ``run_finished`` (Ctrl-C, SIGTERM, an error): interrupted."""
-        if self.writer is not None and not self.finished:
+        if self.finished:
+            return
+        self._join()
+        if self.writer is not None:
             with self._lock:
                 for row in self.rows.values():
                     if row[1] == "running":
@@ -169,17 +199,7 @@ class Recorder:
         row = self.rows.get(tid)
         if row is None:
             r = result.decision.reason if result.decision else None
-            row = self.rows[tid] = [
-                tid,
-                "",
-                r and r.kind,
-                r and r.detail,
-                None,
-                None,
-                None,
-                None,
-                "",
-            ]
+            row = self.rows[tid] = _new_row(tid, "", r)
         row[1] = task_status(result)
         if row[1] not in ("up-to-date", "skipped") and row[5] is None:
             now = row[5] = time.time()
@@ -193,10 +213,6 @@ class Recorder:
             text = "\n".join(x for x in (result.output.rstrip("\n"), result.error) if x)
             row[8] = text[-OUTPUT_TAIL:]
         self.dirty.add(tid)
-
-    def _flusher(self) -> None:
-        while not self._stop.wait(FLUSH_EVERY):
-            self._flush()
 
     def _flush(self, finish: tuple[str, float, dict[str, int]] | None = None) -> None:
         if self.writer is None:
@@ -218,13 +234,19 @@ class Recorder:
         except (sqlite3.Error, OSError) as exc:
             self._give_up(exc)
 
-    def _close(self, status: str, counts: dict[str, int] | None) -> None:
-        if self.writer is None or self.finished:
-            return
-        self.finished = True
+    def _join(self) -> None:
+        """Stop the writer thread (it may still be opening the file: wait for that too)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+    def _close(self, status: str, counts: dict[str, int] | None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self._join()
+        if self.writer is None:
+            return
         if counts is None:
             counts = {}
             for row in self.rows.values():
@@ -245,14 +267,17 @@ class Recorder:
         for family, secs in known.values():
             by_family.setdefault(family, []).append(secs)
         means = {f: sum(v) / len(v) for f, v in by_family.items()}
-        for tid in plan.to_run:
-            got = known.get(tid)
-            est = got[1] if got else means.get(plan.graph.tasks[tid].task_family)
-            self._est[tid] = est
-            if est is None:
-                self._unknown += 1
-            else:
-                self._left += est
+        with self._lock:  # tasks that finished meanwhile have nothing left to estimate
+            for tid in plan.to_run:
+                if self.rows[tid][1] not in ("pending", "running"):
+                    continue
+                got = known.get(tid)
+                est = got[1] if got else means.get(plan.graph.tasks[tid].task_family)
+                self._est[tid] = est
+                if est is None:
+                    self._unknown += 1
+                else:
+                    self._left += est
 
     def eta(self) -> float | None:
         """Seconds until the run ends, from recorded durations; None when there is no basis."""

@@ -76,12 +76,9 @@ class HistoryWriter:
             )
             return _connect_writable(self.path)
 
-    def start(self, started: float, roots: list[str], sig: str, graph: Any) -> int:
-        """Insert a run row (and its graph unless an earlier run stored the same one); prune."""
+    def start(self, started: float, roots: list[str], sig: str) -> int:
+        """Insert a run row (its graph is stored by ``store_graph``); prune old runs."""
         with _transaction(self.db) as db:
-            if db.execute("SELECT 1 FROM graphs WHERE sig = ?", (sig,)).fetchone() is None:
-                blob = zlib.compress(json.dumps(graph() if callable(graph) else graph).encode(), 1)
-                db.execute("INSERT INTO graphs VALUES (?, ?)", (sig, blob))
             cur = db.execute(
                 "INSERT INTO runs (started, status, pid, graph, roots) VALUES (?, ?, ?, ?, ?)",
                 (started, "running", os.getpid(), sig, json.dumps(roots)),
@@ -89,6 +86,14 @@ class HistoryWriter:
             run = int(cur.lastrowid or 0)
             self._prune(db, run)
         return run
+
+    def store_graph(self, sig: str, graph: Any) -> None:
+        """Store a run's graph (``graph()`` makes it) unless an earlier run stored the same one."""
+        if self.db.execute("SELECT 1 FROM graphs WHERE sig = ?", (sig,)).fetchone() is not None:
+            return
+        blob = zlib.compress(json.dumps(graph()).encode(), 1)
+        with _transaction(self.db) as db:
+            db.execute("INSERT OR IGNORE INTO graphs VALUES (?, ?)", (sig, blob))
 
     def _prune(self, db: sqlite3.Connection, run: int) -> None:
         oldest = run - self.keep  # ids only grow (AUTOINCREMENT), so this is cheap to check
@@ -139,7 +144,8 @@ def _connect_writable(path: str) -> sqlite3.Connection:
         db.execute("PRAGMA busy_timeout = 30000")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
-        db.executescript(_SCHEMA)
+        # In one transaction: a reader sees all the tables or none.
+        db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
         return db
     except BaseException:
         db.close()
@@ -167,6 +173,9 @@ def connect_readonly(directory: str = FLOW_DIR) -> sqlite3.Connection | None:
 
     db = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True, timeout=5)
     db.execute("PRAGMA busy_timeout = 5000")
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone() is None:
+        db.close()  # the first run is creating it right now
+        return None
     return db
 
 
