@@ -50,6 +50,62 @@ def overhead(baseline: str, n: int, runs: int) -> None:
                   f"{100 * (a - b) / b:+.1f} % (median of {runs})")  # fmt: skip
 
 
+# Run inside the flow process: time spent in the Recorder's event handlers on the main thread,
+# and the CPU time of its writer thread, against the wall time of the whole build.
+_ACCOUNT = """
+import sys, time, threading
+from flow import history
+spent = [0.0, 0.0]
+def timed(fn):
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - t
+    return wrapper
+for name in ("run_started", "task_started", "task_progress", "task_finished", "run_finished",
+             "close"):
+    setattr(history.Recorder, name, timed(getattr(history.Recorder, name)))
+writer = history.Recorder._writer_thread
+def counted(self, plan):
+    try:
+        writer(self, plan)
+    finally:
+        spent[1] += time.thread_time()
+history.Recorder._writer_thread = counted
+from flow.cli import main
+start = time.perf_counter()
+try:
+    main([])
+except SystemExit:
+    pass
+wall = time.perf_counter() - start
+print(f"{wall:.3f} {spent[0]:.3f} {spent[1]:.3f}", file=sys.stderr)
+"""
+
+
+def accounted(n: int, runs: int) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        w = generate("w1", "flow", n, os.path.join(scratch, "w1"))
+        for scenario in ("full", "no-op"):
+            shares = []
+            for _ in range(runs):
+                if scenario == "full":
+                    w.clean()
+                else:
+                    flow(SRC, w.root)
+                env = {**os.environ, "PYTHONPATH": SRC, "NO_COLOR": "1"}
+                proc = subprocess.run([sys.executable, "-c", _ACCOUNT], cwd=w.root, env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                wall, main_thread, writer = map(float, proc.stderr.split()[-3:])
+                shares.append(((main_thread + writer) / wall, wall, main_thread, writer))
+            share, wall, main_thread, writer = sorted(shares)[len(shares) // 2]
+            print(f"W1 N={n} {scenario}: build {wall:.3f} s; history on the main thread "
+                  f"{main_thread:.3f} s + writer thread CPU {writer:.3f} s = {100 * share:.1f} % "
+                  f"(median of {runs})")  # fmt: skip
+
+
 def page(sizes: list[int], shots: str | None) -> None:
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
     from test_visualiser_browser import open_browser
@@ -110,11 +166,14 @@ def main() -> None:
     p.add_argument("--baseline", help="src/ of a checkout without run history")
     p.add_argument("--n", type=int, default=10000)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--account", action="store_true", help="time the history inside flow")
     p.add_argument("--page", default="", help="comma-separated graph sizes to load in Chromium")
     p.add_argument("--shots", help="save screenshots into this directory")
     args = p.parse_args()
     if args.baseline:
         overhead(args.baseline, args.n, args.runs)
+    if args.account:
+        accounted(args.n, args.runs)
     if args.page:
         page([int(x) for x in args.page.split(",")], args.shots)
 

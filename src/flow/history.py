@@ -12,6 +12,8 @@ import os
 import sqlite3
 import threading
 import time
+from array import array
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from .events import Status, TaskResult
@@ -45,24 +47,8 @@ def graph_signature(plan: Plan) -> str:
 
     g = plan.graph
     h = xxhash.xxh3_128("\0".join(g.order).encode("utf-8", "surrogateescape"))
-    h.update(b"".join(len(g.deps[t]).to_bytes(4, "little") for t in g.order))
+    h.update(array("I", map(len, map(g.deps.__getitem__, g.order))).tobytes())
     return h.hexdigest()
-
-
-def _new_row(tid: str, status: str, reason: Any) -> list[Any]:
-    """A task row in ``TASK_COLUMNS`` order: id, status, reason, detail, started, finished,
-    message, progress, output."""
-    return [
-        tid,
-        status,
-        reason and reason.kind,
-        reason and reason.detail,
-        None,
-        None,
-        None,
-        None,
-        "",
-    ]
 
 
 def task_status(result: TaskResult) -> str:
@@ -81,6 +67,7 @@ class Recorder:
         self.run = 0
         self.started = 0.0
         self.sig = ""
+        self.plan: Plan | None = None
         self.rows: dict[str, list[Any]] = {}
         self.dirty: set[str] = set()
         self.finished = False
@@ -97,10 +84,8 @@ class Recorder:
     # -- events ---------------------------------------------------------------------------------
     def run_started(self, plan: Plan) -> None:
         self.started = time.time()
-        for tid in plan.to_run:
-            r = plan.decisions[tid].reason
-            self.rows[tid] = _new_row(tid, "pending", r)
-            self.dirty.add(tid)
+        # Tasks get rows as they start: until then the reader shows a live run's tasks pending.
+        self.plan = plan
         self._open(plan)
         if self.writer is None or not plan.to_run:  # a no-op: one run row, and done
             return
@@ -139,7 +124,9 @@ class Recorder:
 
     def task_started(self, tid: str, k: int, n: int) -> None:
         with self._lock:
-            row = self.rows.setdefault(tid, _new_row(tid, "pending", None))
+            row = self.rows.get(tid)
+            if row is None:
+                row = self.rows[tid] = self._new_row(tid, "pending")
             row[1], row[4] = "running", time.time()
             self.dirty.add(tid)
 
@@ -170,12 +157,14 @@ class Recorder:
         self, results: dict[str, TaskResult], elapsed: float, missing: dict[str, list[str]]
     ) -> None:
         counts: dict[str, int] = {}
-        with self._lock:
-            for result in results.values():
-                status = task_status(result)
-                counts[status] = counts.get(status, 0) + 1
-                if status != "up-to-date" or result.task_id in self.rows:
-                    self._row_of(result)
+        for status, n in Counter(r.status for r in results.values()).items():
+            name = _STATUS.get(status, str(status))
+            counts[name] = counts.get(name, 0) + n
+        if counts.get("up-to-date", 0) < len(results) or self.rows:  # a no-op has no rows
+            with self._lock:
+                for result in results.values():
+                    if result.task_id in self.rows or task_status(result) != "up-to-date":
+                        self._row_of(result)
         bad = counts.get("failed", 0) + counts.get("skipped", 0)
         self._close("failed" if bad or missing else "succeeded", counts)
 
@@ -186,6 +175,10 @@ class Recorder:
         self._join()
         if self.writer is not None:
             with self._lock:
+                for tid in self.plan.to_run if self.plan else ():
+                    if tid not in self.rows:  # not reached
+                        self.rows[tid] = self._new_row(tid, "pending")
+                        self.dirty.add(tid)
                 for row in self.rows.values():
                     if row[1] == "running":
                         row[1], row[5] = "failed", time.time()
@@ -194,12 +187,18 @@ class Recorder:
             self._close("interrupted", None)
 
     # -- writing --------------------------------------------------------------------------------
+    def _new_row(self, tid: str, status: str) -> list[Any]:
+        """A task row in ``TASK_COLUMNS`` order: id, status, reason keyword, detail, started,
+        finished, message, progress, output."""
+        d = self.plan.decisions.get(tid) if self.plan is not None else None
+        r = d.reason if d is not None else None
+        return [tid, status, r and r.kind, r and r.detail, None, None, None, None, ""]
+
     def _row_of(self, result: TaskResult) -> None:
         tid = result.task_id
         row = self.rows.get(tid)
         if row is None:
-            r = result.decision.reason if result.decision else None
-            row = self.rows[tid] = _new_row(tid, "", r)
+            row = self.rows[tid] = self._new_row(tid, "")
         row[1] = task_status(result)
         if row[1] not in ("up-to-date", "skipped") and row[5] is None:
             now = row[5] = time.time()
@@ -220,17 +219,10 @@ class Recorder:
         with self._lock:
             rows = [tuple(self.rows[t]) for t in self.dirty]
             self.dirty.clear()
-        durations = []
-        if finish is not None:
-            durations = [
-                (row[0], row[0].split("(", 1)[0], row[5] - row[4])
-                for row in self.rows.values()
-                if row[1] == "ran" and row[4] is not None and row[5] is not None
-            ]
         if not rows and finish is None:
             return
         try:
-            self.writer.write(self.run, rows, finish, durations)
+            self.writer.write(self.run, rows, finish)
         except (sqlite3.Error, OSError) as exc:
             self._give_up(exc)
 
@@ -269,7 +261,8 @@ class Recorder:
         means = {f: sum(v) / len(v) for f, v in by_family.items()}
         with self._lock:  # tasks that finished meanwhile have nothing left to estimate
             for tid in plan.to_run:
-                if self.rows[tid][1] not in ("pending", "running"):
+                row = self.rows.get(tid)
+                if row is not None and row[1] not in ("pending", "running"):
                     continue
                 got = known.get(tid)
                 est = got[1] if got else means.get(plan.graph.tasks[tid].task_family)

@@ -1,4 +1,4 @@
-"""Run history in ``.flow/history.sqlite``: runs, per-task states, task graphs and durations.
+"""Run history in ``.flow/history.sqlite``: runs, their task graphs, and per-task states.
 
 A file of its own rather than tables in the manifest: the visualiser reads it while builds
 write the manifest, and history writes (batched by a background thread) never take the
@@ -31,9 +31,6 @@ CREATE TABLE IF NOT EXISTS tasks (
     run INTEGER NOT NULL, task TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, detail TEXT,
     started REAL, finished REAL, message TEXT, progress REAL, output TEXT,
     PRIMARY KEY (run, task)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS durations (
-    task TEXT PRIMARY KEY, family TEXT NOT NULL, seconds REAL NOT NULL
 ) WITHOUT ROWID;
 """
 TASK_COLUMNS = (
@@ -108,7 +105,6 @@ class HistoryWriter:
         run: int,
         rows: list[tuple[Any, ...]],
         finish: tuple[str, float, dict[str, int]] | None = None,
-        durations: list[tuple[str, str, float]] = (),  # type: ignore[assignment]
         dashboard: str | None = None,
     ) -> None:
         """Upsert task rows (``TASK_COLUMNS`` order); with ``finish``, close the run."""
@@ -117,8 +113,6 @@ class HistoryWriter:
                 "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [(run, *row) for row in rows],
             )
-            if durations:
-                db.executemany("INSERT OR REPLACE INTO durations VALUES (?,?,?)", durations)
             if dashboard is not None:
                 db.execute("UPDATE runs SET dashboard = ? WHERE id = ?", (dashboard, run))
             if finish is not None:
@@ -130,8 +124,7 @@ class HistoryWriter:
 
     def durations(self) -> dict[str, tuple[str, float]]:
         """Task id -> (family, seconds of its last run)."""
-        rows = self.db.execute("SELECT task, family, seconds FROM durations").fetchall()
-        return {t: (f, s) for t, f, s in rows}
+        return _durations(self.db)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -143,7 +136,9 @@ def _connect_writable(path: str) -> sqlite3.Connection:
     try:
         db.execute("PRAGMA busy_timeout = 30000")
         db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
+        # No fsync: the history is a log. A power cut may lose its last rows (or, rarely, damage
+        # it: it is then moved aside); a build never waits on the disk for it.
+        db.execute("PRAGMA synchronous = OFF")
         # In one transaction: a reader sees all the tables or none.
         db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
         return db
@@ -220,16 +215,17 @@ def read_run(db: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
         return None
     if row is None:
         return None
-    rid, started, finished, status, pid, sig, roots, dashboard = row
-    status = _live_status(status, pid)
+    rid, started, finished, stored, pid, sig, roots, dashboard = row
+    status = _live_status(stored, pid)
     blob = db.execute("SELECT tasks FROM graphs WHERE sig = ?", (sig,)).fetchone()
     graph = json.loads(zlib.decompress(blob[0])) if blob else []
     states = {
         r[0]: r
         for r in db.execute(f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks WHERE run = ?", (rid,))
     }
-    # A task with no row of its own was up to date (or, while the run is live, not reached).
-    default = "up-to-date" if status != "running" else "pending"
+    # A task with no row of its own was up to date, or not reached yet (a live or killed run:
+    # an interrupted run that could say so wrote rows for the tasks it did not reach).
+    default = "pending" if stored == "running" else "up-to-date"
     tasks = [_task_json(g, states.get(g["task"]), default) for g in graph]
     return {
         "id": rid,
@@ -288,7 +284,17 @@ def read_durations(directory: str = FLOW_DIR) -> dict[str, tuple[str, float]]:
         if db is None:
             return {}
         with contextlib.closing(db):
-            rows = db.execute("SELECT task, family, seconds FROM durations").fetchall()
+            return _durations(db)
     except sqlite3.Error:
         return {}
-    return {t: (f, s) for t, f, s in rows}
+
+
+def _durations(db: sqlite3.Connection, runs: int = 20) -> dict[str, tuple[str, float]]:
+    """Task id -> (family, seconds) of its latest successful run among the last ``runs`` runs."""
+    rows = db.execute(
+        "SELECT task, finished - started FROM tasks WHERE run > "
+        "(SELECT coalesce(max(id), 0) FROM runs) - ? AND status = 'ran' "
+        "AND started IS NOT NULL AND finished IS NOT NULL ORDER BY run",
+        (runs,),
+    ).fetchall()
+    return {t: (t.split("(", 1)[0], max(0.0, secs)) for t, secs in rows}
