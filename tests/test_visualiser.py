@@ -364,3 +364,159 @@ def test_report_of_a_plan_shows_what_would_run_and_the_critical_path(project: Pr
     assert status["All(n=3)"] == "pending" and status["Part(i=0, label=plain)"] == "up-to-date"
     assert data["critical"]["path"][-1] == "All(n=3)"
     assert not (project.root / "out" / "all.txt").exists()
+
+
+# -- progress on the terminal, and the progress API outside a build ------------------------------
+PROGRESS_FLOWFILE = """
+import os, time
+
+class Step(flow.Task):
+    i = flow.IntParameter(default=0)
+    def output(self):
+        return flow.LocalTarget(f"out/step{self.i}.txt")
+    def run(self):
+        self.set_status_message(f"crunching step {self.i}")
+        self.set_progress_percentage(40)
+        if self.i == 1:
+            open("started.flag", "w").close()
+            deadline = time.time() + 120
+            while not os.path.exists("go.flag") and time.time() < deadline:
+                time.sleep(0.05)
+        with self.output().open("w") as f:
+            f.write("x")
+
+class Steps(flow.WrapperTask):
+    def requires(self):
+        return [Step(i=0), Step(i=1)]
+"""
+
+
+def run_on_a_terminal(project: Project, *args: str) -> str:
+    """Run flow with stderr on a pseudo-terminal (the live status line is drawn only there);
+    release it once ``started.flag`` appears; return what the terminal showed."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    import threading
+
+    main, sub = pty.openpty()
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flow", *args], cwd=project.root, stderr=sub,
+        stdout=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    os.close(sub)
+    seen: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        text = lambda: b"".join(seen).decode(errors="replace")  # noqa: E731
+        wait_until(lambda: "crunching step 1" in text(), "the status message", proc=proc,
+                   output=text)  # fmt: skip
+        (project.root / "go.flag").touch()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(timeout=10)
+        os.close(main)
+    return b"".join(seen).decode(errors="replace")
+
+
+def test_the_status_line_shows_a_tasks_message_progress_and_an_eta(project: Project) -> None:
+    # Premise: a first run records durations; the second run's status line estimates from them.
+    project.flowfile(PROGRESS_FLOWFILE)
+    (project.root / "go.flag").touch()
+    assert project.run("Steps").returncode == 0
+    (project.root / "go.flag").unlink()
+    (project.root / "started.flag").unlink()
+    screen = run_on_a_terminal(project, "-B", "Steps")
+    assert "crunching step 1 40%" in screen
+    assert "ETA " in screen
+
+
+def test_progress_calls_outside_a_build_do_nothing(project: Project) -> None:
+    project.flowfile(PROGRESS_FLOWFILE)
+    project.write(
+        "direct.py",
+        "import flow, Flowfile\n"
+        "t = Flowfile.Step(i=5)\n"
+        "t.set_status_message('hello')\n"
+        "t.set_progress_percentage('not a number')\n"
+        "t.set_progress_percentage(250)\n"
+        "print('ok')\n",
+    )
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "direct.py"], cwd=project.root, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_a_percentage_is_clamped_and_a_bad_one_dropped(project: Project) -> None:
+    project.flowfile(
+        """
+        class P(flow.Task):
+            def output(self):
+                return flow.LocalTarget("out/p.txt")
+            def run(self):
+                self.set_progress_percentage(250)
+                self.set_progress_percentage("many")
+                raise RuntimeError("stop here")
+        """
+    )
+    assert project.run("P").returncode == 1
+    _, url = serve(project)
+    (task,) = get(url + "api/runs/latest")["tasks"]
+    assert task["progress"] == 100
+
+
+# -- how --serve is asked for ---------------------------------------------------------------------
+def test_tool_flow_serve_is_the_address_a_bare_serve_uses(project: Project) -> None:
+    import socket
+
+    with socket.socket() as s:  # a free port for [tool.flow] (released before flow binds it)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    project.flowfile(FLOWFILE)
+    project.write("pyproject.toml", f'[tool.flow]\nserve = "127.0.0.1:{port}"\n')
+    assert project.run("All").returncode == 0  # never serves by itself
+    live = project.start("--serve")
+    live.wait_for_line(f"serving the visualiser at http://127.0.0.1:{port}/")
+    assert get(f"http://127.0.0.1:{port}/api/runs")[0]["status"] == "succeeded"
+
+
+def test_serve_followed_by_a_task_name_builds_it_on_the_default_address(project: Project) -> None:
+    # Premise: `--serve All` reads All as the task, not as an address (which would be an error).
+    project.flowfile(FLOWFILE)
+    project.write("pyproject.toml", '[tool.flow]\nserve = "127.0.0.1:0"\n')
+    live = project.start("--serve", "All")
+    live.wait_for_line("still serving")
+    assert (project.root / "out" / "all.txt").exists()
+
+
+def test_serve_with_watch_shows_each_rebuild(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    live, url = serve(project, "-w", "All")
+    wait_until(lambda: len(get(url + "api/runs")) == 1, "the first run", proc=live.proc)
+    wait_until(lambda: get(url + "api/runs")[0]["status"] == "succeeded", "the first run to end")
+    live.wait_for_line("flow: watching")
+    flowfile = project.root / "Flowfile.py"
+    flowfile.write_text(flowfile.read_text().replace('f.write("all")', 'f.write("all!")'))
+    wait_until(lambda: len(get(url + "api/runs")) == 2, "a rebuild", proc=live.proc)
+    live.proc.send_signal(signal.SIGINT)
+    assert live.finish()[0] in (0, 130)

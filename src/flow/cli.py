@@ -263,9 +263,10 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
     if opts["serve"] is not None:
         from .ui.serve import serve
 
-        return serve(
-            opts["serve"], reporter, lambda: _run(flowfile, tokens, roots, options, opts, reporter)
-        )
+        def run() -> int:
+            return _run(flowfile, tokens, roots, options, opts, reporter)
+
+        return serve(opts["serve"], reporter, run, watching=opts["watch"])
     return _run(flowfile, tokens, roots, options, opts, reporter)
 
 

@@ -10,8 +10,11 @@ from ..store import store_dir
 from .server import Server, is_loopback, parse_address
 
 
-def serve(address: str | None, reporter: Any, build: Callable[[], int] | None) -> int:
-    """Serve the project's visualiser; run ``build`` meanwhile; keep serving until Ctrl-C.
+def serve(
+    address: str | None, reporter: Any, build: Callable[[], int] | None, watching: bool = False
+) -> int:
+    """Serve the project's visualiser; run ``build`` meanwhile; keep serving until Ctrl-C
+    (``watching``: the build is a watch loop, which ends with the Ctrl-C that ends serving).
 
     Returns the build's exit status (0 when there was none to run).
     """
@@ -28,6 +31,8 @@ def serve(address: str | None, reporter: Any, build: Callable[[], int] | None) -
     try:
         if build is not None:
             status = build()  # Ctrl-C here interrupts the build, with its exit status
+            if watching:
+                return status
             reporter.text(f"flow: still serving at {server.url} (Ctrl-C to stop)")
         try:
             threading.Event().wait()  # until Ctrl-C or SIGTERM
