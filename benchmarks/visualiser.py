@@ -108,7 +108,6 @@ def accounted(n: int, runs: int) -> None:
 
 def page(sizes: list[int], shots: str | None) -> None:
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
-    from test_visualiser_browser import open_browser
 
     for n in sizes:
         with tempfile.TemporaryDirectory() as scratch:
@@ -146,7 +145,9 @@ def measure(url: str, n: int, shots: str | None) -> None:
             while not driver.execute_script(ready):
                 time.sleep(0.01)
             driver.find_element("id", "search").send_keys("Square(i=7")
-            while not driver.execute_script("return document.querySelectorAll('#matches li').length"):
+            while not driver.execute_script(
+                "return document.querySelectorAll('#matches li').length"
+            ):
                 time.sleep(0.01)
             loads.append(time.perf_counter() - start)
         drawn = driver.execute_script("return document.querySelectorAll('#viewport .node').length")
