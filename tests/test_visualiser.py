@@ -520,3 +520,30 @@ def test_serve_with_watch_shows_each_rebuild(project: Project) -> None:
     wait_until(lambda: len(get(url + "api/runs")) == 2, "a rebuild", proc=live.proc)
     live.proc.send_signal(signal.SIGINT)
     assert live.finish()[0] in (0, 130)
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_served_and_reported(project: Project) -> None:
+    # Premise: b"caf\xe9.txt" (a lone surrogate in Python) in a reason and a message.
+    import os
+
+    project.flowfile(
+        """
+        import os
+        NAME = os.fsdecode(b"out/caf\\xe9.txt")
+        class Cafe(flow.Task):
+            def output(self):
+                return flow.LocalTarget(NAME)
+            def run(self):
+                self.set_status_message("writing " + NAME)
+                with self.output().open("w") as f:
+                    f.write("x")
+        """
+    )
+    assert project.run("Cafe", "--report", "r.html").returncode == 0
+    assert os.path.exists(os.path.join(os.fsencode(project.root), b"out", b"caf\xe9.txt"))
+    _, url = serve(project)
+    (task,) = get(url + "api/runs/latest")["tasks"]
+    assert task["status"] == "ran" and task["message"] == "writing out/caf\\udce9.txt"
+    assert task["detail"] == "out/caf\\udce9.txt"
+    (reported,) = _embedded(project.read("r.html"))["run"]["tasks"]
+    assert reported["status"] == "ran"

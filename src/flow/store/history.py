@@ -111,7 +111,7 @@ class HistoryWriter:
         with _transaction(self.db) as db:
             db.executemany(
                 "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(run, *row) for row in rows],
+                [(run, *map(_text, row)) for row in rows],
             )
             if dashboard is not None:
                 db.execute("UPDATE runs SET dashboard = ? WHERE id = ?", (dashboard, run))
@@ -129,6 +129,14 @@ class HistoryWriter:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.db.close()
+
+
+def _text(value: Any) -> Any:
+    """A value as stored: a file name that is not UTF-8 (``caf\udce9``) is kept as the escape
+    ``caf\\udce9`` (SQLite text must be UTF-8)."""
+    if type(value) is str and not value.isascii():
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def _connect_writable(path: str) -> sqlite3.Connection:
@@ -226,7 +234,7 @@ def read_run(db: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
     # A task with no row of its own was up to date, or not reached yet (a live or killed run:
     # an interrupted run that could say so wrote rows for the tasks it did not reach).
     default = "pending" if stored == "running" else "up-to-date"
-    tasks = [_task_json(g, states.get(g["task"]), default) for g in graph]
+    tasks = [_task_json(g, states.get(_text(g["task"])), default) for g in graph]
     return {
         "id": rid,
         "status": status,

@@ -78,7 +78,7 @@ def critical_path(tasks: list[dict[str, Any]], planned: bool) -> dict[str, Any]:
 
 def embed_json(data: Any) -> str:
     """JSON that is safe inside a ``<script>`` element (no ``</script>``, ``<!--``, entities)."""
-    text = json.dumps(data, ensure_ascii=False)
+    text = json.dumps(data)  # ASCII: a non-UTF-8 file name (a lone surrogate) is an escape
     for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
         text = text.replace(raw, escaped)
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
