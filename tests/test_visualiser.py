@@ -547,3 +547,16 @@ def test_a_file_name_that_is_not_utf8_is_recorded_served_and_reported(project: P
     assert task["detail"] == "out/caf\\udce9.txt"
     (reported,) = _embedded(project.read("r.html"))["run"]["tasks"]
     assert reported["status"] == "ran"
+
+
+def test_a_runs_dashboard_link_is_served(project: Project) -> None:
+    # Premise: the slot a Dask run fills (``events.dashboard(url)``), written through the store.
+    from flow.store.history import HistoryWriter
+
+    project.flowfile(FLOWFILE)
+    writer = HistoryWriter(str(project.root / ".flow"))
+    run = writer.start(1.0, ["All(n=3)"], "nograph")
+    writer.write(run, [], ("succeeded", 2.0, {}), "http://127.0.0.1:8787/status")
+    writer.close()
+    _, url = serve(project)
+    assert get(url + "api/runs/latest")["dashboard"] == "http://127.0.0.1:8787/status"

@@ -62,6 +62,7 @@ class Events(Protocol):
         self, results: dict[str, TaskResult], elapsed: float, missing: dict[str, list[str]]
     ) -> None: ...
     def warning(self, message: str) -> None: ...
+    def dashboard(self, url: str) -> None: ...
 
 
 class Fanout:
@@ -104,3 +105,7 @@ class Fanout:
 
     def warning(self, message: str) -> None:
         self._emit("warning", message)
+
+    def dashboard(self, url: str) -> None:
+        """Where the run can be watched besides flow's page (a Dask cluster's dashboard)."""
+        self._emit("dashboard", url)

@@ -68,6 +68,7 @@ class Recorder:
         self.started = 0.0
         self.sig = ""
         self.plan: Plan | None = None
+        self._dashboard: str | None = None
         self.rows: dict[str, list[Any]] = {}
         self.dirty: set[str] = set()
         self.finished = False
@@ -121,6 +122,11 @@ class Recorder:
             return
         while not self._stop.wait(FLUSH_EVERY):
             self._flush()
+
+    def dashboard(self, url: str) -> None:
+        """The run's Dask dashboard, linked from the page (written with the next batch)."""
+        with self._lock:
+            self._dashboard = url
 
     def task_started(self, tid: str, k: int, n: int) -> None:
         with self._lock:
@@ -219,10 +225,11 @@ class Recorder:
         with self._lock:
             rows = [tuple(self.rows[t]) for t in self.dirty]
             self.dirty.clear()
-        if not rows and finish is None:
+            dashboard, self._dashboard = self._dashboard, None
+        if not rows and finish is None and dashboard is None:
             return
         try:
-            self.writer.write(self.run, rows, finish)
+            self.writer.write(self.run, rows, finish, dashboard)
         except (sqlite3.Error, OSError) as exc:
             self._give_up(exc)
 

@@ -81,7 +81,9 @@
     drawCounts(run);
     $("run-title").textContent = "run #" + run.id + " " + run.status +
       (run.finished ? " in " + fmtDur(run.finished - run.started) : "");
-    if (run.dashboard) { $("run-title").appendChild(el("a", { href: run.dashboard, target: "_blank", rel: "noopener" }, " Dask dashboard")); }
+    if (run.dashboard && /^https?:\/\//.test(run.dashboard)) { // never a javascript: link
+      $("run-title").appendChild(el("a", { href: run.dashboard, target: "_blank", rel: "noopener noreferrer" }, " Dask dashboard"));
+    }
     if (state.selected) showPanel(state.selected);
   }
   function drawCounts(run) {
