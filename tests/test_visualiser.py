@@ -560,3 +560,15 @@ def test_a_runs_dashboard_link_is_served(project: Project) -> None:
     writer.close()
     _, url = serve(project)
     assert get(url + "api/runs/latest")["dashboard"] == "http://127.0.0.1:8787/status"
+
+
+def test_an_unreadable_history_is_moved_aside_and_the_build_goes_on(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    (project.root / ".flow").mkdir()
+    (project.root / ".flow" / "history.sqlite").write_bytes(b"not a database" * 100)
+    proc = project.run("All")
+    assert proc.returncode == 0
+    assert "run history" in proc.stderr and "moved it to" in proc.stderr
+    assert (project.root / "out" / "all.txt").exists()
+    _, url = serve(project)
+    assert [r["status"] for r in get(url + "api/runs")] == ["succeeded"]

@@ -101,16 +101,14 @@ class Recorder:
         from .store.history import HistoryWriter
 
         try:
-            writer = HistoryWriter(self.directory, self.keep)
-            self.warnings += writer.warnings
+            self.writer = HistoryWriter(self.directory, self.keep)
+            self.warnings += self.writer.warnings
             self.sig = graph_signature(plan)
-            self.run = writer.start(self.started, list(plan.graph.roots), self.sig)
+            self.run = self.writer.start(self.started, list(plan.graph.roots), self.sig)
             if not plan.to_run:
-                writer.store_graph(self.sig, lambda: graph_rows(plan))
+                self.writer.store_graph(self.sig, lambda: graph_rows(plan))
         except (sqlite3.Error, OSError) as exc:
             self._give_up(exc)
-            return
-        self.writer = writer
 
     def _writer_thread(self, plan: Plan) -> None:
         try:
