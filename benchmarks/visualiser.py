@@ -25,12 +25,20 @@ sys.path.insert(0, HERE)
 
 from workloads import generate  # noqa: E402
 
+CPU: list[float] = []  # CPU seconds (user + system) of each flow() call, in order
+
 
 def flow(src: str, root: str, *args: str) -> float:
+    """Run flow from ``src`` in ``root``; return its wall time (its CPU time goes to CPU)."""
     env = {**os.environ, "PYTHONPATH": src, "NO_COLOR": "1"}
+    before = os.times()
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "flow", *args], cwd=root, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    after = os.times()
+    CPU.append(
+        after.children_user - before.children_user + after.children_system - before.children_system
+    )
     return time.perf_counter() - start
 
 
@@ -38,11 +46,14 @@ def overhead(baseline: str, n: int, runs: int) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         w = generate("w1", "flow", n, os.path.join(scratch, "w1"))
         times: dict[tuple[str, str], list[float]] = {}
+        cpu: dict[tuple[str, str], list[float]] = {}
         for _ in range(runs):
             for label, src in (("history", SRC), ("baseline", baseline)):
                 w.clean()
                 times.setdefault((label, "full"), []).append(flow(src, w.root))
+                cpu.setdefault((label, "full"), []).append(CPU[-1])
                 times.setdefault((label, "no-op"), []).append(flow(src, w.root))
+                cpu.setdefault((label, "no-op"), []).append(CPU[-1])
         for scenario in ("full", "no-op"):
             a = statistics.median(times[("history", scenario)])
             b = statistics.median(times[("baseline", scenario)])
@@ -51,6 +62,10 @@ def overhead(baseline: str, n: int, runs: int) -> None:
             print(f"W1 N={n} {scenario}: history {a:.3f} s, baseline {b:.3f} s, "
                   f"{100 * (a - b) / b:+.1f} % (median of {runs}); fastest {lo_a:.3f} s vs "
                   f"{lo_b:.3f} s, {100 * (lo_a - lo_b) / lo_b:+.1f} %")  # fmt: skip
+            ca = statistics.median(cpu[("history", scenario)])
+            cb = statistics.median(cpu[("baseline", scenario)])
+            print(f"W1 N={n} {scenario}: CPU (user + system) history {ca:.3f} s, baseline "
+                  f"{cb:.3f} s, {100 * (ca - cb) / cb:+.1f} % (median of {runs})")  # fmt: skip
 
 
 # Run inside the flow process: time spent in the Recorder's event handlers on the main thread,
