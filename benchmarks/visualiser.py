@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -140,7 +141,7 @@ def page(sizes: list[int], shots: str | None) -> None:
                 url = line.split(" at ", 1)[1].split(" ", 1)[0]
                 measure(url, n, shots)
             finally:
-                server.terminate()
+                server.send_signal(signal.SIGINT)  # Ctrl-C: flow stops serving cleanly
                 server.wait()
 
 

@@ -572,3 +572,20 @@ def test_an_unreadable_history_is_moved_aside_and_the_build_goes_on(project: Pro
     assert (project.root / "out" / "all.txt").exists()
     _, url = serve(project)
     assert [r["status"] for r in get(url + "api/runs")] == ["succeeded"]
+
+
+def test_addresses_are_parsed_and_only_loopback_ones_count_as_private() -> None:
+    from flow.errors import UsageError
+    from flow.ui.server import is_loopback, parse_address
+
+    assert parse_address(None) == ("127.0.0.1", 8082)
+    assert parse_address("") == ("127.0.0.1", 8082)
+    assert parse_address("9000") == ("127.0.0.1", 9000)
+    assert parse_address("0.0.0.0:0") == ("0.0.0.0", 0)
+    assert parse_address("[::1]:8082") == ("::1", 8082)
+    for bad in ("host:", ":80", "1:2:x", "99999", "localhost:http"):
+        with pytest.raises(UsageError):
+            parse_address(bad)
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    assert not is_loopback("example.org")
