@@ -589,3 +589,30 @@ def test_addresses_are_parsed_and_only_loopback_ones_count_as_private() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
     assert not is_loopback("example.org")
+
+
+def test_a_stopped_or_killed_server_never_holds_a_build_up(project: Project) -> None:
+    # Premise: the server holds nothing between requests; a build needs nothing from it.
+    project.flowfile(FLOWFILE)
+    live, url = serve(project)
+    assert get(url + "api/runs") == []
+    live.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert project.run("All", timeout=120).returncode == 0
+    finally:
+        live.proc.send_signal(signal.SIGCONT)
+    live.proc.kill()
+    live.proc.wait(timeout=60)
+    assert project.run("Broken", timeout=120).returncode == 1
+    db = sqlite3.connect(project.root / ".flow" / "history.sqlite")
+    assert [r[0] for r in db.execute("SELECT status FROM runs ORDER BY id")] == [
+        "succeeded",
+        "failed",
+    ]
+
+
+def test_report_with_json_keeps_stdout_a_json_document(project: Project) -> None:
+    project.flowfile(FLOWFILE)
+    code, doc = project.run_json("All", "--report", "r.html")
+    assert code == 0 and doc["summary"]["ran"] == 4
+    assert (project.root / "r.html").exists()
