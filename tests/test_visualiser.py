@@ -90,12 +90,14 @@ def latest(url: str) -> dict[str, Any]:
         return {}
 
 
-def raw_status(url: str, path: str, method: str = "GET") -> int:
+def raw_status(url: str, path: str, method: str = "GET", host_header: str = "") -> int:
     """The status of a request sent with its path exactly as written (no client normalising)."""
     host, port = url.split("//")[1].rstrip("/").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.putrequest(method, path, skip_accept_encoding=True, skip_host=bool(host_header))
+        if host_header:
+            conn.putheader("Host", host_header)
         conn.endheaders()
         response = conn.getresponse()
         response.read()
@@ -616,3 +618,13 @@ def test_report_with_json_keeps_stdout_a_json_document(project: Project) -> None
     code, doc = project.run_json("All", "--report", "r.html")
     assert code == 0 and doc["summary"]["ran"] == 4
     assert (project.root / "r.html").exists()
+
+
+def test_requests_for_another_host_name_are_refused(served: tuple[Project, str]) -> None:
+    # Premise: DNS rebinding: a page of evil.example re-pointed at 127.0.0.1 must not read it.
+    _, url = served
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    assert raw_status(url, "/api/runs", host_header=f"evil.example:{port}") == 403
+    assert raw_status(url, "/", host_header="evil.example") == 403
+    for name in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
+        assert raw_status(url, "/api/runs", host_header=name) == 200, name

@@ -120,6 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET(head=True)
 
     def do_GET(self, head: bool = False) -> None:
+        if not self._host_allowed():
+            return self._send(403, b"forbidden host\n", "text/plain; charset=utf-8", head)
         path = urlsplit(self.path).path
         if path in ("/", "/index.html"):
             return self._file("index.html", head)
@@ -131,6 +133,17 @@ class _Handler(BaseHTTPRequestHandler):
             run = path[len("/api/runs/") :]
             return self._api(lambda db: history.read_run(db, run), head, None)
         self._send(404, b"not found\n", "text/plain; charset=utf-8", head)
+
+    def _host_allowed(self) -> bool:
+        """On a loopback address, answer only requests addressed to it: a web page whose name
+        was re-pointed at 127.0.0.1 (DNS rebinding) must not read the API."""
+        address: Any = self.server.server_address
+        bound = str(address[0])
+        if not is_loopback(bound):
+            return True
+        host = (self.headers.get("Host") or "").strip().lower()
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        return name.strip("[]") in {"localhost", "127.0.0.1", "::1", bound}
 
     def do_POST(self) -> None:
         self._send(405, b"read-only\n", "text/plain; charset=utf-8")
