@@ -171,3 +171,31 @@ def test_report_opens_from_a_file_without_a_server(project: Project, browser: An
     assert text_of(browser, "#panel .param-value") == XSS
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text  # noqa: B018
+
+
+def test_a_large_run_is_grouped_by_family_and_searchable(project: Project, browser: Any) -> None:
+    # Premise: above 1,500 tasks one node per family is drawn; every task stays findable by id.
+    project.flowfile(
+        """
+        class Leaf(flow.Task):
+            i = flow.IntParameter()
+            def run(self):
+                pass
+            def complete(self):
+                return False
+
+        class Top(flow.WrapperTask):
+            def requires(self):
+                return [Leaf(i=i) for i in range(1600)]
+        """
+    )
+    assert project.run("Top", timeout=300).returncode == 0
+    _, url = serve(project)
+    browser.get(url)
+    wait_for(browser, "document.querySelectorAll('#viewport .node').length == 2", "2 families")
+    browser.find_element(By.ID, "search").send_keys("Leaf(i=1234)")
+    wait_for(browser, "document.querySelectorAll('#matches li').length == 1", "one match")
+    browser.find_element(By.CSS_SELECTOR, "#matches li").click()
+    wait_for(browser, "document.getElementById('task-id')", "the task panel")
+    assert text_of(browser, "#task-id") == "Leaf(i=1234)"
+    assert "1600 ran" in text_of(browser, "#counts")
