@@ -130,6 +130,20 @@ def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
     metavar="ADDRESS",
     help="Run stale tasks on a Dask cluster: tcp://HOST:PORT, or local[:N] (N local workers).",
 )
+@click.option(
+    "--serve",
+    metavar="[HOST:]PORT",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    help="Serve the run visualiser (default 127.0.0.1:8082), building TASKs meanwhile.",
+)
+@click.option(
+    "--report",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write a self-contained HTML report of the run (of the plan with -n) to FILE.",
+)
 @click.version_option(__version__, "--version", prog_name="flow", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, tokens: tuple[str, ...], **opts: Any) -> None:
@@ -214,7 +228,9 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
     if graph_fmt is not None and graph_fmt not in GRAPH_FORMATS:
         tokens.insert(0, graph_fmt)  # `--graph Task`: the word was a task, not a format
         graph_fmt = "dot"
+    _serve_and_report_args(opts, tokens)
     flowfile, config = _load(opts, obj, reporter)
+    _serve_default(opts, obj, config)
     if opts["show_config"]:
         from .settings import show_config
 
@@ -224,6 +240,10 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         names = [t for t in tokens if not t.startswith("-") and "=" not in t]
         reporter.text(render_list(flowfile, names, json_mode=opts["json_mode"]))
         return 0
+    if opts["serve"] is not None and not tokens:
+        from .ui.serve import serve
+
+        return serve(opts["serve"], reporter, None)  # nothing to build: serve only
     roots = parse_tokens(tokens, flowfile)
     jobs = opts["workers"] if opts["workers"] is not None else opts["jobs"]
     if jobs == 0:
@@ -243,13 +263,61 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
     )
     if opts["dask"]:
         options["dask"] = opts["dask"]
+    if opts["serve"] is not None:
+        from .ui.serve import serve
+
+        def run() -> int:
+            return _run(flowfile, tokens, roots, options, opts, reporter)
+
+        return serve(opts["serve"], reporter, run, watching=opts["watch"])
+    return _run(flowfile, tokens, roots, options, opts, reporter)
+
+
+def _run(
+    flowfile: Any,
+    tokens: list[str],
+    roots: list[Any],
+    options: dict[str, Any],
+    opts: dict[str, Any],
+    reporter: Any,
+) -> int:
+    """Build once (or watch and rebuild), then write the HTML report if one was asked for."""
+    from .spine import build
+
     if opts["watch"]:
         from .watch import watch
 
         return watch(flowfile, tokens, roots, options, reporter, opts["watch_exclude"])
     result = build(roots, **options, reporter=reporter)
+    if opts["report"]:
+        from .ui.report import write_report
+
+        written = write_report(opts["report"], result)
+        if not reporter.json_mode:
+            reporter.text(f"flow: wrote the report {written}")
     reporter.finish(exit_status=result.exit_status)
     return result.exit_status
+
+
+def _serve_default(opts: dict[str, Any], obj: dict[str, Any], config: Any) -> None:
+    """[tool.flow] ``serve`` is the address a bare ``--serve`` uses; it never serves by itself."""
+    if "serve" not in obj.get("given", frozenset()):
+        opts["serve"] = None
+    elif opts["serve"] == "" and config.option("serve") is not None:
+        from .settings import option_value
+
+        opts["serve"] = option_value("serve", config.option("serve"))
+
+
+def _serve_and_report_args(opts: dict[str, Any], tokens: list[str]) -> None:
+    """``--serve Build`` names a task, not an address; a relative ``--report`` FILE is relative
+    to where flow was started, not to the Flowfile."""
+    value = opts["serve"]
+    if value and not (value.isdigit() or ":" in value):
+        tokens.insert(0, value)
+        opts["serve"] = ""
+    if opts["report"]:
+        opts["report"] = os.path.abspath(opts["report"])
 
 
 def _load(opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> tuple[Any, Any]:

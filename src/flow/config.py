@@ -33,13 +33,14 @@ OPTIONS = {
     "keep-going": "true or false",
     "cache": "a URL or a directory",
     "serve": "[HOST:]PORT",
+    "history": "a whole number of runs to keep (at least 1)",
     "watch-exclude": "a list of globs",
     "flowfile": "a path, relative to the configuration file",
     "resources": "a table of resource totals, e.g. [tool.flow.resources] with db = 1",
     "dask": "a scheduler address (tcp://HOST:PORT), local or local:N",
 }
 # Accepted and shown by --show-config, used once their features land (SPEC §9, §10).
-NOT_YET = ("cache", "serve")
+NOT_YET = ("cache",)
 
 
 class Config:
@@ -249,6 +250,23 @@ def use(config: Config) -> None:
 def active_defaults(tasks: list[Any]) -> dict[tuple[str, str], Any]:
     """The configured parameter defaults of this run for ``tasks`` (none outside the CLI)."""
     return task_defaults(_active, tasks)
+
+
+def history_keep() -> int:
+    """How many runs the history keeps: ``history = N`` in [tool.flow], else 100."""
+    entry = _active.option("history")
+    if entry is None:
+        return 100
+    value = entry.value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    from .configfile import display
+    from .errors import ConfigError
+
+    raise ConfigError(
+        f"{display(entry.where)}: bad value {value!r} for history in [tool.flow]: "
+        f"expected {OPTIONS['history']}"
+    )
 
 
 def active_files() -> list[str]:

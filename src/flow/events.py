@@ -57,12 +57,14 @@ class Events(Protocol):
     def run_started(self, plan: Plan) -> None: ...
     def task_started(self, tid: str, k: int, n: int) -> None: ...
     def task_waiting(self, tid: str) -> None: ...
+    def task_progress(self, tid: str, message: str | None, percentage: float | None) -> None: ...
     def task_finished(self, result: TaskResult, k: int, n: int) -> None: ...
     def run_finished(
         self, results: dict[str, TaskResult], elapsed: float, missing: dict[str, list[str]]
     ) -> None: ...
     def warning(self, message: str) -> None: ...
     def info(self, message: str) -> None: ...
+    def dashboard(self, url: str) -> None: ...
 
 
 class Fanout:
@@ -92,6 +94,9 @@ class Fanout:
     def task_waiting(self, tid: str) -> None:
         self._emit("task_waiting", tid)
 
+    def task_progress(self, tid: str, message: str | None, percentage: float | None) -> None:
+        self._emit("task_progress", tid, message, percentage)
+
     def task_finished(self, result: TaskResult, k: int, n: int) -> None:
         self._emit("task_finished", result, k, n)
 
@@ -105,3 +110,6 @@ class Fanout:
 
     def info(self, message: str) -> None:
         self._emit("info", message)
+    def dashboard(self, url: str) -> None:
+        """Where the run can be watched besides flow's page (a Dask cluster's dashboard)."""
+        self._emit("dashboard", url)

@@ -49,6 +49,8 @@ class Reporter:
         self._status_shown = False
         self._running: dict[str, int] = {}  # task id -> its [k/N] number, in start order
         self._n = 0
+        self._progress: dict[str, tuple[str, str]] = {}  # task id -> (message, "40%")
+        self.eta: Any = None  # () -> seconds left or None; set by the run history
 
     # -- low level --------------------------------------------------------------------------------
     def _paint(self, text: str, code: str) -> str:
@@ -103,14 +105,35 @@ class Reporter:
         if not self.tty or not self._running:
             return
         names = list(self._running)
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        shown = ", ".join(
+            f"{n} ({' '.join(x for x in self._progress[n] if x)})" if n in self._progress else n
+            for n in names[:3]
+        ) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        eta = self.eta() if self.eta is not None else None
+        left = f"  ETA {_fmt_duration(eta)}" if eta is not None else ""
+        line = f"[{min(self._running.values())}/{self._n}] running {shown} …{left}"
+        width = _width(self.err)
+        if len(line) > width:  # one terminal row, or \r cannot erase it
+            line = line[: width - 2] + "…"
         self._clear_status()
-        self.err.write(f"[{min(self._running.values())}/{self._n}] running {shown} …")
+        self.err.write(line)
         self.err.flush()
         self._status_shown = True
 
+    def task_progress(self, tid: str, message: str | None, percentage: float | None) -> None:
+        """A running task said what it is doing: refresh the status line."""
+        text, pct = self._progress.get(tid, ("", ""))
+        if message is not None:
+            text = " ".join(message.split())[:60]
+        if percentage is not None:
+            pct = f"{percentage:.0f}%"
+        self._progress[tid] = (text, pct)
+        if not (self.json_mode or self.quiet or self.verbose):
+            self._status()
+
     def task_finished(self, result: TaskResult, k: int, n: int) -> None:
         self._running.pop(result.task_id, None)
+        self._progress.pop(result.task_id, None)
         if result.status == "failed":
             self._line(
                 f"[{k}/{n}] {self._paint('FAILED', '31')} {result.task_id}  {_fmt_duration(result.duration)}",
@@ -343,6 +366,12 @@ def _reader_left(stream: IO[str]) -> None:
         pass
     finally:
         os.close(devnull)
+
+
+def _width(stream: IO[str]) -> int:
+    import shutil
+
+    return max(20, shutil.get_terminal_size((100, 24)).columns - 1)
 
 
 def _isatty(stream: IO[str]) -> bool:

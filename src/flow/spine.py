@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import progress
 from .attempt import clean_interrupted
 from .backends import Backend, make_backend
 from .codehash import CodeHasher
+from .config import history_keep
 from .decide import Context, output_exists, records_for
 from .dynamic import add_recorded, kept
 from .errors import EXIT_FAILED, EXIT_OK
@@ -21,6 +23,7 @@ from .events import Fanout, Status, TaskResult
 from .executor import Executor
 from .fingerprint import Fingerprinter
 from .graph import TaskGraph, build_graph
+from .history import Recorder
 from .plan import Plan, make_plan
 from .report import Reporter
 from .store import store_dir
@@ -116,7 +119,8 @@ def build(
     started = time.perf_counter()
     roots = [tasks] if isinstance(tasks, Task) else list(tasks)
     reporter = reporter if reporter is not None else Reporter()
-    events = Fanout(reporter, *subscribers)
+    recorder = None if dry_run or check or touch else _recorder(reporter, jobs, luigi_options)
+    events = Fanout(reporter, *subscribers, recorder)
     subscribe_handlers(events)  # @Task.event_handler functions, called in this process
     jobs = int(luigi_options.pop("workers", jobs) or 1)
     with _gc_paused():
@@ -137,12 +141,27 @@ def build(
         events.run_started(plan)
         if dask and backend is None:
             backend = make_backend(jobs, dict(_class_overrides), dask, events)
-        results = _execute(plan, ctx, events, backend, jobs, keep_going)
+        previous = progress.listen(events.task_progress)
+        try:
+            results = _execute(plan, ctx, events, backend, jobs, keep_going)
+        finally:
+            progress.listen(previous)
         events.run_finished(results, time.perf_counter() - started, plan.missing)
         bad = any(r.status.blocks_downstream for r in results.values())
         return BuildResult(plan, results, EXIT_FAILED if bad or plan.missing else EXIT_OK)
     finally:
         manifest.close()
+        if recorder is not None:
+            recorder.close()
+            for message in recorder.warnings:
+                reporter.warning(message)
+
+
+def _recorder(reporter: Any, jobs: Any, options: dict[str, Any]) -> Recorder:
+    """The run-history subscriber; it also gives the status line its ETA."""
+    recorder = Recorder(store_dir(), history_keep(), int(options.get("workers", jobs) or 1))
+    reporter.eta = recorder.eta
+    return recorder
 
 
 def _plan(graph: TaskGraph, ctx: Context, events: Fanout) -> Plan:

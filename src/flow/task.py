@@ -212,6 +212,18 @@ class Task(TaskApi, metaclass=Register):
     def __hash__(self) -> int:
         return hash(self.task_id)
 
+    def set_status_message(self, message: str) -> None:
+        """Say what ``run()`` is doing now: shown on the status line and in the visualiser."""
+        from .progress import report
+
+        report(self.task_id, message=message)
+
+    def set_progress_percentage(self, percentage: float) -> None:
+        """Say how far ``run()`` is, from 0 to 100 (Luigi's name)."""
+        from .progress import report
+
+        report(self.task_id, percentage=percentage)
+
     def clone(self, cls: type | None = None, **overrides: Any) -> Task:
         """A task of ``cls`` (default: this class) with the parameters it shares with this one."""
         cls = cls or type(self)

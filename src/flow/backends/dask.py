@@ -167,6 +167,10 @@ class DaskBackend:
             + (f", dashboard {link}" if link else "")
         )
         self._remote_hosts = remote_hosts(list(workers))
+        if link:
+            dashboard = getattr(self.events, "dashboard", None)
+            if dashboard is not None:  # the web page links it from the run
+                dashboard(link)
 
     def _dashboard(self) -> str | None:
         with contextlib.suppress(Exception):

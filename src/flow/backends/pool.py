@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 from ..task import Register, Task
@@ -102,6 +103,7 @@ class ProcessPool:
         self._specs: dict[int, dict[str, Any]] = {}  # id(task) -> spec, from accepts()
         self._idle: list[Any] = []
         self._busy: dict[Any, tuple[Any, str]] = {}  # future -> (its executor, task id)
+        self._progress: Any = None  # a queue of (task id, message, percentage) from workers
 
     def accepts(self, task: Task) -> bool:
         if _in_memory(task):
@@ -127,7 +129,14 @@ class ProcessPool:
 
         if not self._busy:
             return []
-        done, _ = wait_futures(list(self._busy), timeout=timeout, return_when=FIRST_COMPLETED)
+        # Wake up now and then to pass on what the workers report (status messages, progress).
+        step = 0.2 if timeout is None else min(timeout, 0.2)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            done, _ = wait_futures(list(self._busy), timeout=step, return_when=FIRST_COMPLETED)
+            self._pass_progress()
+            if done or (deadline is not None and time.monotonic() >= deadline):
+                break
         completions = []
         for future in done:
             executor, tid = self._busy.pop(future)
@@ -143,17 +152,34 @@ class ProcessPool:
             completions.append(Completion(tid, reply["error"] or None, reply.get("output", "")))
         return completions
 
+    def _pass_progress(self) -> None:
+        if self._progress is None:
+            return
+        import queue
+
+        from .. import progress
+
+        while True:
+            try:
+                tid, message, percentage = self._progress.get_nowait()
+            except (queue.Empty, OSError, ValueError, EOFError):
+                return
+            progress.report(tid, message, percentage)
+
     def _new(self) -> Any:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         from .worker import initialize
 
+        context = multiprocessing.get_context("spawn")
+        if self._progress is None:
+            self._progress = context.Queue()
         return ProcessPoolExecutor(
             1,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=initialize,
-            initargs=(self._init,),
+            initargs=(self._init, self._progress),
         )
 
     def cancel(self, tid: str) -> bool:
@@ -177,6 +203,10 @@ class ProcessPool:
             executor.shutdown(wait=True)
         self._idle.clear()
         self._busy.clear()
+        if self._progress is not None:
+            self._pass_progress()
+            self._progress.close()
+            self._progress = None
 
 
 def _in_memory(task: Task) -> bool:

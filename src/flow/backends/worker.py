@@ -26,8 +26,11 @@ _modules: dict[tuple[str, str], Any] = {}
 importing = False
 
 
-def initialize(spec: dict[str, Any]) -> None:
-    """Pool initializer: the flow process alone decides when to stop, so ignore Ctrl-C here."""
+def initialize(spec: dict[str, Any], reports: Any = None) -> None:
+    """Pool initializer: the flow process alone decides when to stop, so ignore Ctrl-C here.
+
+    ``reports`` is the queue that carries tasks' status messages and progress to the flow process.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Its own process group, so that stopping this worker also stops the commands it started.
     # First: from here on, killing "our group" can only mean this worker and its commands.
@@ -38,6 +41,10 @@ def initialize(spec: dict[str, Any]) -> None:
     os.chdir(spec["cwd"])
     sys.path[:] = spec["sys_path"]
     PARALLEL.set(True)
+    if reports is not None:
+        from .. import progress
+
+        progress.listen(lambda *report: reports.put(report))
     _pending_overrides[:] = spec["overrides"]
 
 

@@ -7,6 +7,7 @@ Only this package knows the directory's name and what lives in it:
     .flow/lock              cross-process locks, one byte per name (``locks``)
     .flow/completion.json   the task index read on every Tab (``index``)
     .flow/backup/           hand-edited outputs saved before flow overwrote them (``backup``)
+    .flow/history.sqlite    the run history the visualiser shows (``history``)
 
 The rest of flow imports the name and the predicates from here, and the classes lazily (a Tab
 of shell completion must not load sqlite3).
@@ -29,6 +30,7 @@ DB_NAME = "manifest.sqlite"
 LOCK_NAME = "lock"
 INDEX_NAME = "completion.json"
 BACKUP_NAME = "backup"
+HISTORY_NAME = "history.sqlite"
 # SQLite's companions of the database: a symlink at any of them would redirect its writes.
 DB_SIDECARS = ("-wal", "-shm", "-journal")
 
@@ -61,6 +63,7 @@ def check_layout(directory: str) -> None:
             "store beside the Flowfile and will not follow it: remove it"
         )
     names = [*(DB_NAME + s for s in ("", *DB_SIDECARS)), LOCK_NAME, BACKUP_NAME]
+    names += [HISTORY_NAME + s for s in ("", *DB_SIDECARS)]
     for name in names:
         path = os.path.join(directory, name)
         try:

@@ -1,0 +1,1 @@
+"""The visualiser: a read-only web server over the run history, its page, and HTML reports."""
