@@ -676,3 +676,210 @@ def test_memory_outputs_are_written_in_the_flow_process_under_j2(project):
     proc = project.run("-j", "2", "Down")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert project.read("down.txt") == "from memory"
+
+
+# -- found by a tester ------------------------------------------------------------------------
+
+
+def test_hand_edited_remote_output_is_saved_under_backup_before_a_rebuild(mem, tmp_path):
+    """-B over a hand-edited remote output: the edit is downloaded to .flow/backup/, then the
+    task reruns (it used to crash copying the URL as a local path)."""
+    _, Upper, _ = _pipeline(mem)
+    _write(f"{mem}/in/data.txt", "ab")
+    flow.build([Upper()], reporter=_quiet())
+    _write(f"{mem}/out/upper.txt", "edited by hand")
+    result = flow.build([Upper()], force=True, reporter=_quiet())
+    assert result.ran == ["Upper(n=1)"], result.results
+    assert _read(f"{mem}/out/upper.txt") == "AB"
+    saved = [p for p in (tmp_path / ".flow" / "backup").rglob("upper.txt")]
+    assert [p.read_text() for p in saved] == ["edited by hand"]
+
+
+def test_hand_edited_remote_directory_is_saved_whole(mem, tmp_path):
+    class Tree(flow.Task):
+        def output(self):
+            return flow.RemoteTarget(f"{mem}/tree")
+
+        def run(self):
+            with flow.RemoteTarget(f"{mem}/tree/a.txt").open("w") as f:
+                f.write("built")
+
+    flow.build([Tree()], reporter=_quiet())
+    _write(f"{mem}/tree/a.txt", "edited")
+    _write(f"{mem}/tree/b.txt", "added")
+    assert flow.build([Tree()], force=True, reporter=_quiet()).ran == ["Tree()"]
+    saved = sorted(p.name for p in (tmp_path / ".flow" / "backup").rglob("*.txt"))
+    assert saved == ["a.txt", "b.txt"]
+
+
+def test_an_interrupt_hidden_by_a_failed_cleanup_is_not_swallowed():
+    """Ctrl-C during an upload, then the library's close() fails too: the error that replaced
+    the KeyboardInterrupt must not turn into a retry, a RemoteError or a success."""
+    t = flow.RemoteTarget("memory://interrupt/x.txt")
+
+    def upload(fs, path):
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise OSError("connection lost while closing")  # noqa: B012 - what ftplib does
+
+    with pytest.raises(KeyboardInterrupt):
+        t._using("write", upload)
+
+
+def test_credentials_in_a_files_pattern_are_refused_without_showing_them(project):
+    project.flowfile(
+        """
+        class H(flow.Task):
+            def requires(self):
+                return flow.Files("ftp://bob:s3cr3tpw@127.0.0.1:1/pub/*.csv")
+            def output(self):
+                return flow.LocalTarget("h.txt")
+            def run(self):
+                pass
+        """
+    )
+    for args in (["H"], ["-n", "--json", "H"], ["--graph", "mermaid", "H"]):
+        proc = project.run(*args)
+        assert proc.returncode == 2, proc.stderr
+        assert "s3cr3tpw" not in proc.stdout + proc.stderr
+        assert "netrc" in proc.stderr
+
+
+def test_ftp_output_written_directly_by_a_failed_task_is_removed(project, ftp):
+    (ftp.root / "direct").mkdir()
+    project.flowfile(
+        f"""
+        class Direct(flow.Task):
+            def output(self):
+                return flow.target_for("{ftp.url("direct/d.txt")}")
+            def run(self):
+                t = self.output()
+                t.fs.pipe_file(t.fs_path, b"direct")
+                raise RuntimeError("boom")
+        """
+    )
+    proc = project.run("Direct")
+    assert proc.returncode == 1
+    assert list((ftp.root / "direct").iterdir()) == []
+
+
+def test_missing_bucket_inside_run_names_the_url_without_a_library_traceback(project, s3):
+    project.flowfile(
+        """
+        class W(flow.Task):
+            def output(self):
+                return flow.S3Target("s3://no-bucket-for-writes/x.txt")
+            def run(self):
+                with self.output().open("w") as f:
+                    f.write("x")
+        """
+    )
+    proc = project.run("W", env=s3.env)
+    assert proc.returncode == 1, proc.stderr
+    assert "s3://no-bucket-for-writes/x.txt" in proc.stderr
+    assert "aiobotocore" not in proc.stderr and "s3fs" not in proc.stderr
+
+
+@pytest.fixture
+def black_hole():
+    """A port that accepts connections and never answers."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(50)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_server_that_never_answers_fails_within_a_few_timeouts(project, black_hole):
+    """S3 and FTP endpoints that accept and stay silent: a clean error, bounded by a small
+    multiple of FLOW_REMOTE_TIMEOUT (two requests, each tried twice)."""
+    pytest.importorskip("s3fs")
+    project.flowfile(
+        f"""
+        class S(flow.Task):
+            def output(self):
+                return flow.S3Target("s3://bkt/x.txt", endpoint_url="http://127.0.0.1:{black_hole}")
+            def run(self):
+                pass
+        class F(flow.Task):
+            def output(self):
+                return flow.RemoteTarget("ftp://127.0.0.1:{black_hole}/x.txt")
+            def run(self):
+                pass
+        """
+    )
+    env = {"FLOW_REMOTE_TIMEOUT": "1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
+    for task in ("S", "F"):
+        started = time.monotonic()
+        proc = project.run("-n", task, env=env, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert "timed out" in proc.stderr.lower() or "timeout" in proc.stderr.lower()
+        assert time.monotonic() - started < 60
+
+
+def test_question_marks_in_object_names_are_not_taken_for_credentials():
+    """On S3 a "?" is part of the key: two objects must not share one record."""
+    a = flow.S3Target("s3://bkt/sig/x?sig=1.txt")
+    b = flow.S3Target("s3://bkt/sig/x?sig=2.txt")
+    assert a.key != b.key and a.path == "s3://bkt/sig/x?sig=1.txt"
+
+
+def test_s3a_and_s3_name_one_output(project):
+    project.flowfile(
+        """
+        class A(flow.Task):
+            def output(self):
+                return flow.S3Target("s3://bkt/same.txt")
+        class B(flow.Task):
+            def output(self):
+                return flow.S3Target("s3a://bkt/same.txt")
+        class Both(flow.WrapperTask):
+            def requires(self):
+                return [A(), B()]
+        """
+    )
+    proc = project.run("-n", "Both")
+    assert proc.returncode == 2 and "s3://bkt/same.txt" in proc.stderr
+
+
+def test_percent_encoded_password_in_an_ftp_url(project, ftp, tmp_path):
+    """A password holding @ : / # is given percent-encoded in the URL, as in any URL."""
+    from urllib.parse import quote
+
+    url = ftp.url("enc/e.txt").replace(ftp.password, quote(ftp.password, safe=""))
+    # The test password has none of those characters: check the decoding path with %-escapes.
+    url = url.replace("-", "%2D")
+    project.flowfile(
+        f"""
+        class E(flow.Task):
+            def output(self):
+                return flow.RemoteTarget("{url}")
+            def run(self):
+                with self.output().open("w") as f:
+                    f.write("ok")
+        """
+    )
+    proc = project.run("E")
+    assert proc.returncode == 0, proc.stderr
+    assert (ftp.root / "enc" / "e.txt").read_text() == "ok"

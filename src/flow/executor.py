@@ -215,8 +215,14 @@ class Executor:
             if d.adopt and not d.modified:  # never adopt a hand edit behind the user's back
                 attempt.record(self.ctx, task, d)
             return self._set(TaskResult(tid, Status.UP_TO_DATE, d))
+        outputs = {getattr(o, "key", None): o for o in self.plan.graph.outputs[tid]}
         for key in d.modified:
-            saved = self.ctx.manifest.backup(key)
+            try:
+                saved = self.ctx.manifest.backup(key, outputs.get(key))
+            except (OSError, FlowError) as exc:  # never rebuild over an edit that was not saved
+                self.ctx.manifest.locks.release(locks or [])
+                why = f"cannot save the modified {key} before rebuilding it: {exc}"
+                return self._failed_before_start(tid, why)
             by = "by another task of this run" if key in d.overwritten else "by hand"
             self.events.warning(
                 f"{key} was modified {by}; saved that copy as {saved} before rebuilding"

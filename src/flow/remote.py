@@ -18,9 +18,9 @@ from .errors import FlowError
 from .target import TMP_SUFFIX, FileSystemTarget, Info
 
 # Seconds a network call may take before it fails: FLOW_REMOTE_TIMEOUT, or a storage option.
-DEFAULT_TIMEOUT = 20.0
+DEFAULT_TIMEOUT = 10.0
 # How often s3fs retries a request that failed in a way it deems passing (its default is 5).
-S3_RETRIES = 2
+S3_RETRIES = 1
 
 # Stores where an upload becomes visible only when complete (a single PUT or a completed
 # multipart upload): write straight to the name. Elsewhere: a temporary name, then a rename.
@@ -43,10 +43,20 @@ _PACKAGES = {
 }
 # Query-string keys whose values are credentials (Azure SAS, signed URLs).
 _SECRET_QUERY = ("sig", "signature", "token", "password", "secret", "key", "credential")
+# Where a "?" starts a real query string (elsewhere it is part of an object's name).
+_QUERY_PROTOCOLS = frozenset({"http", "https", "az", "abfs", "abfss", "adl"})
+# Storage options whose values are credentials, by a part of their name.
+_SECRET_OPTIONS = ("pass", "secret", "token", "key", "credential", "sas", "signature")
+# Spellings of one store: records use the first, so both name one output.
+_SAME_STORE = {"s3a": "s3", "gcs": "gs"}
 
 
 class RemoteError(FlowError):
     """A remote store failed: unreachable, denied, missing bucket, or a library is missing."""
+
+
+class RemoteNotFound(RemoteError, FileNotFoundError):
+    """What was asked for is not there (an object, a bucket): still a FileNotFoundError."""
 
 
 def redact(url: str) -> str:
@@ -57,7 +67,7 @@ def redact(url: str) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2]
     query = parts.query
-    if query:
+    if query and parts.scheme.lower() in _QUERY_PROTOCOLS:
         pairs = [q.partition("=") for q in query.split("&")]
         query = "&".join(
             k + (s + "***" if s and k.lower().endswith(_SECRET_QUERY) else s + v)
@@ -95,12 +105,12 @@ class RemoteTarget(FileSystemTarget):
         url = os.fspath(url)
         if not is_remote(url):
             raise RemoteError(f"{url!r} is not a remote URL: use flow.LocalTarget for local files")
-        self._url = url
-        self.path = redact(url)
-        self.key: str = self.path
-        self.format = format
         self.protocol = protocol_of(url)
-        self._options = storage_options
+        self.path = redact(url)
+        scheme, sep, rest = self.path.partition("://")
+        self.key: str = _SAME_STORE.get(scheme.lower(), scheme) + sep + rest
+        self.format = format
+        self._url, self._options = _login_from_url(url, self.protocol, storage_options)
 
     @property
     def url(self) -> str:
@@ -215,11 +225,29 @@ class RemoteTarget(FileSystemTarget):
             )
 
         def remove(fs: Any, path: str) -> None:
-            fs.invalidate_cache(path)
-            with contextlib.suppress(FileNotFoundError):
+            try:
+                meta = _fresh_info(fs, path)
+            except FileNotFoundError:
+                return
+            if meta.get("type") == "directory":
                 fs.rm(path, recursive=True)
+            else:  # FTP's rm(recursive=True) of a file tries to remove a directory and fails
+                fs.rm_file(path)
+            fs.invalidate_cache(path)
 
         self._using("remove", remove)
+
+    def save_copy(self, local_path: str) -> None:
+        """Download the object (or everything under the prefix) to ``local_path``: the backup
+        of a hand-edited output, before flow rebuilds it."""
+
+        def get(fs: Any, path: str) -> None:
+            if _fresh_info(fs, path).get("type") == "directory":
+                fs.get(path.rstrip("/") + "/", local_path, recursive=True)
+            else:
+                fs.get_file(path, local_path)
+
+        self._using("save a copy of", get)
 
     def clean_temporaries(self) -> None:
         """Temporary uploads (``.name.<hex>.flow-tmp``) a killed run left beside the target."""
@@ -244,18 +272,24 @@ class RemoteTarget(FileSystemTarget):
         """Turn a store's exception into one line naming the URL (without secrets)."""
         try:
             yield
-        except (FileNotFoundError, RemoteError):
+        except RemoteError:
             raise
         except ImportError as exc:
             raise RemoteError(_missing_library(self.protocol, exc)) from None
+        except FileNotFoundError as exc:
+            message = self._scrub(_describe(exc))
+            raise RemoteNotFound(f"cannot {action} {self.path}: not found ({message})") from None
         except Exception as exc:  # noqa: BLE001 - every store raises its own types
+            interrupted = _interruption(exc)
+            if interrupted is not None:  # Ctrl-C or SIGTERM, hidden by a failed cleanup
+                raise interrupted from None
             forget_filesystem(self._url, self._options)  # reconnect next time (FTP drops idlers)
             message = self._scrub(_describe(exc))
             raise RemoteError(f"cannot {action} {self.path}: {message}") from None
 
     def _scrub(self, text: str) -> str:
         """``text`` with every credential this target knows replaced by ``***``."""
-        secrets = [v for v in self._options.values() if isinstance(v, str) and len(v) >= 4]
+        secrets = [v for v in _secret_values(self._options) if len(v) >= 4]
         userinfo = urlsplit(self._url).netloc.rpartition("@")[0]
         secrets += [s for s in userinfo.split(":") if len(s) >= 4]
         for secret in secrets:
@@ -312,6 +346,16 @@ class FTPTarget(RemoteTarget):
         if timeout is not None:
             options["timeout"] = timeout
         super().__init__(path, format, **options)
+
+
+def credentials_refused(pattern: str) -> None:
+    """A ``flow.Files`` pattern is its task's id, shown everywhere: it must hold no password."""
+    if is_remote(pattern) and redact(pattern) != pattern:
+        raise RemoteError(
+            f"flow.Files({redact(pattern)!r}): the pattern holds credentials, and a pattern is "
+            "the task's id, shown in every plan and record; give them in ~/.netrc (FTP), "
+            "fsspec's configuration (e.g. FSSPEC_FTP_PASSWORD) or the store's usual credentials"
+        )
 
 
 def target_for(url: str | os.PathLike[str], **storage_options: Any) -> FileSystemTarget:
@@ -446,6 +490,49 @@ def _netrc_login(host: str) -> dict[str, str]:
     return {"username": login, "password": password or ""}
 
 
+def _interruption(exc: BaseException) -> BaseException | None:
+    """A KeyboardInterrupt (or flow's Terminated) that ``exc`` was raised while handling: an
+    upload cut by Ctrl-C fails again while closing, and that error must not hide the signal."""
+    seen: set[int] = set()
+    cause = exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if not isinstance(cause, Exception):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__context__
+    return None
+
+
+def _secret_values(options: dict[str, Any]) -> list[str]:
+    """The string values of options named like credentials, nested dicts included."""
+    found = []
+    for name, value in options.items():
+        if isinstance(value, dict):
+            found += _secret_values(value)
+        elif isinstance(value, str) and any(s in name.lower() for s in _SECRET_OPTIONS):
+            found.append(value)
+    return found
+
+
+def _login_from_url(url: str, protocol: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """FTP and SFTP credentials in the URL become options (percent-decoded, so a password may
+    hold ``@ : / #``), and the URL handed to fsspec carries none."""
+    if protocol not in ("ftp", "sftp", "ssh"):
+        return url, dict(options)
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at:
+        return url, dict(options)
+    from urllib.parse import unquote
+
+    user, colon, password = userinfo.partition(":")
+    found = {"username": unquote(user)}
+    if colon:
+        found["password"] = unquote(password)
+    bare = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    return bare, {**found, **options}
+
+
 def _is_root(url: str) -> bool:
     """A whole bucket (``s3://bucket``) or a server's root directory (``ftp://host/``)."""
     parts = urlsplit(url)
@@ -477,8 +564,8 @@ def _put(fs: Any, protocol: str, local_path: str, path: str) -> None:
         if head:
             fs.makedirs(head, exist_ok=True)
         tmp = f"{head}/.{tail}.{os.urandom(4).hex()}{TMP_SUFFIX}"
-        fs.put_file(local_path, tmp)
         try:
+            fs.put_file(local_path, tmp)
             _replace(fs, tmp, path)
         except BaseException:
             with contextlib.suppress(Exception):

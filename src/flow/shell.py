@@ -281,6 +281,13 @@ class Files(ExternalTask):
         description="a glob pattern, relative to the Flowfile; ** matches directories"
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "@" in self.pattern and "://" in self.pattern:
+            from .remote import credentials_refused
+
+            credentials_refused(self.pattern)
+
     def output(self) -> list[Target]:
         if "://" in self.pattern:
             from .remote import glob as remote_glob

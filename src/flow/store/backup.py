@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from ..errors import ManifestError
 from . import BACKUP_NAME
 
 
-def backup(directory: str, path: str) -> str:
-    """Copy ``path`` (a file or a directory) under ``directory/backup/<time>/``; return where."""
+def backup(directory: str, path: str, target: Any = None) -> str:
+    """Copy ``path`` (a file or a directory) under ``directory/backup/<time>/``; return where.
+    A ``target`` that is not a local file saves its own copy there (``save_copy``)."""
     root = os.path.join(directory, BACKUP_NAME)
     if os.path.islink(root):
         raise ManifestError(
@@ -18,7 +20,7 @@ def backup(directory: str, path: str) -> str:
         )
     path = path.rstrip("/" + os.sep) or path  # `out/` naming a link: back the link up
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    rel = path.lstrip(os.sep).replace("..", "__")
+    rel = path.replace("://", os.sep, 1).lstrip(os.sep).replace("..", "__")
     dest = os.path.join(root, stamp, rel)
     n = 0
     while os.path.lexists(dest):  # two backups of one file within a second: keep both
@@ -27,6 +29,10 @@ def backup(directory: str, path: str) -> str:
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     if os.path.realpath(dest) != os.path.join(os.path.realpath(root), os.path.relpath(dest, root)):
         raise ManifestError(f"a symbolic link under {root} leads elsewhere: remove it")
+    save_copy = getattr(target, "save_copy", None)
+    if save_copy is not None:  # a remote object: downloaded by the target, which owns its I/O
+        save_copy(dest)
+        return dest
     import shutil  # only for a hand-edited output: keep it off every start
 
     if os.path.isdir(path) and not os.path.islink(path):

@@ -349,9 +349,9 @@ class Manifest:
             self._recover(exc)
             return {}
 
-    def backup(self, path: str) -> str:
+    def backup(self, path: str, target: Any = None) -> str:
         """Copy a hand-edited output under ``.flow/backup/`` before flow overwrites it."""
-        return backup(self.directory, path)
+        return backup(self.directory, path, target)
 
     def close(self) -> None:
         if self._locks is not None:
