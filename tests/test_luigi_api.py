@@ -426,7 +426,7 @@ def succeeded(task):
 def failed(task, exception):
     note(f"failure {task.task_id} {type(exception).__name__}: {exception}")
 
-@Good.event_handler(flow.Event.PROCESSING_TIME)
+@flow.Task.event_handler(flow.Event.PROCESSING_TIME)  # every task: Bad's must not come (Luigi)
 def timed(task, seconds):
     note(f"time {task.task_id} {type(seconds).__name__}")
 

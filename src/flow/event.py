@@ -88,12 +88,11 @@ class Handlers:
 
     def task_finished(self, result: TaskResult, k: int, n: int) -> None:
         if result.status == "ran":
+            # As in Luigi: the processing time of a task that worked, then its success.
+            self._trigger(result.task_id, Event.PROCESSING_TIME, result.duration)
             self._trigger(result.task_id, Event.SUCCESS)
         elif result.status == "failed":
             self._trigger(result.task_id, Event.FAILURE, TaskRunError(result.error))
-        else:
-            return
-        self._trigger(result.task_id, Event.PROCESSING_TIME, result.duration)
 
     def run_finished(self, results: dict[str, TaskResult], elapsed: float, missing: Any) -> None:
         for tid, result in results.items():
