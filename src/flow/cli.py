@@ -125,6 +125,18 @@ def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
     multiple=True,
     help="With -w, ignore changes to paths matching GLOB (repeatable).",
 )
+@click.option(
+    "--cache",
+    metavar="URL",
+    envvar="FLOW_CACHE",
+    help="Restore stale tasks' outputs from a shared artifact cache (a directory or an fsspec "
+    "URL such as s3://bucket/prefix) and store what runs there; also FLOW_CACHE.",
+)
+@click.option(
+    "--cache-prune",
+    metavar="SIZE",
+    help="Trim the cache to SIZE (500MB, 2GiB), least recently used first, and exit.",
+)
 # SPEC options whose machinery has not landed yet: a clear refusal beats "unknown parameter".
 @click.option("--dask", metavar="ADDRESS", hidden=True)
 @click.version_option(__version__, "--version", prog_name="flow", message="%(prog)s %(version)s")
@@ -136,8 +148,12 @@ def cli(ctx: click.Context, tokens: tuple[str, ...], **opts: Any) -> None:
     of an upstream class. With no TASK, the Flowfile's `default` (or its first task) is built.
     """
     # Which options the command line gave: those beat their [tool.flow] defaults.
+    # FLOW_CACHE counts as given too: the environment beats the configuration file.
     given = frozenset(
-        name for name in opts if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+        name
+        for name in opts
+        if ctx.get_parameter_source(name)
+        in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
     )
     ctx.exit(invoke(list(tokens), opts, {**(ctx.obj or {}), "given": given}))
 
@@ -200,6 +216,12 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
 
         reporter.text(script(cli, opts["completion"]).rstrip("\n"))
         return 0
+    if opts[
+        "cache"
+    ]:  # a directory is relative to where flow was started, not to -C or the Flowfile
+        opts["cache"] = _cache_location(opts["cache"])
+    if opts["cache_prune"] is not None:
+        return _prune(opts, obj, reporter)
     if opts["dask"]:
         raise FlowError(f"--dask is not available in flow {__version__} yet; run without it")
     if opts["directory"]:
@@ -239,6 +261,7 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         check=opts["check"],
         touch=opts["touch"],
         explain=opts["explain"],
+        cache=opts["cache"],
     )
     if opts["watch"]:
         from .watch import watch
@@ -247,6 +270,28 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
     result = build(roots, **options, reporter=reporter)
     reporter.finish(exit_status=result.exit_status)
     return result.exit_status
+
+
+def _cache_location(location: str) -> str:
+    if "://" in location:
+        return location
+    return os.path.abspath(os.path.expanduser(location))
+
+
+def _prune(opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> int:
+    """``--cache-prune SIZE``: needs no Flowfile, only the cache ([tool.flow] may name it)."""
+    from . import config as cfg
+    from .cache.prune import run_prune
+
+    if not opts["cache"]:
+        config = cfg.load_options(opts["directory"] or ".")
+        if config.flow is not None:
+            from .settings import apply_options
+
+            apply_options(config, opts, obj.get("given", frozenset()))
+    location = _cache_location(opts["cache"]) if opts["cache"] else None
+    reporter.text(run_prune(location, opts["cache_prune"]))
+    return 0
 
 
 def _load(opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> tuple[Any, Any]:

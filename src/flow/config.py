@@ -36,8 +36,8 @@ OPTIONS = {
     "watch-exclude": "a list of globs",
     "flowfile": "a path, relative to the configuration file",
 }
-# Accepted and shown by --show-config, used once their features land (SPEC §9, §10).
-NOT_YET = ("cache", "serve")
+# Accepted and shown by --show-config, used once their features land (SPEC §9).
+NOT_YET = ("serve",)
 
 
 class Config:

@@ -11,7 +11,7 @@ from .config import NOT_YET, OPTIONS, Config, parameter_entry, parse_value
 from .configfile import Entry, display
 from .errors import ConfigError
 
-# [tool.flow] name -> the click option it gives a default to (cache and serve have none yet).
+# [tool.flow] name -> the click option it gives a default to (serve has none yet).
 OPTION_KEYS = {
     "jobs": "jobs",
     "keep-going": "keep_going",
@@ -76,6 +76,8 @@ def apply_options(config: Config, opts: dict[str, Any], given: frozenset[str]) -
             continue
         if name == "flowfile":
             value = os.path.join(os.path.dirname(entry.path), value)
+        elif name == "cache" and "://" not in value:  # a directory, relative to the file
+            value = os.path.join(os.path.dirname(entry.path), os.path.expanduser(value))
         opts[key] = value
 
 

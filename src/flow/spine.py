@@ -62,6 +62,10 @@ class BuildResult:
         return self._with("skipped")
 
     @property
+    def restored(self) -> list[str]:
+        return self._with("restored")
+
+    @property
     def up_to_date(self) -> list[str]:
         return self._with("up-to-date")
 
@@ -82,6 +86,7 @@ def build(
     reporter: Any = None,
     backend: Backend | None = None,
     subscribers: tuple[Any, ...] = (),
+    cache: str | None = None,
     **luigi_options: Any,
 ) -> BuildResult:
     """Bring ``tasks`` up to date, running what is stale; the library entry point of the CLI.
@@ -98,6 +103,8 @@ def build(
         reporter: where output goes: task lines and a summary on stdout by default.
         backend: where tasks run (default: in this process for one job, a process pool for more).
         subscribers: more listeners to the build's events (see ``flow.events.Events``).
+        cache: a directory or fsspec URL of a shared artifact cache: stale tasks whose outputs
+            it holds are restored from it instead of run, and what runs is stored in it.
 
     Returns:
         A BuildResult; a task failure is in it, never raised.
@@ -114,7 +121,10 @@ def build(
     try:
         ctx = _context(graph, manifest, force, events)
         plan = _plan(graph, ctx, events)
+        store = _cache(cache, events)
         if readonly:
+            if store is not None and plan.to_run:
+                plan.restorable = store.forecast(plan, ctx)
             events.planned(plan, explain)
             status = EXIT_FAILED if plan.missing or (check and plan.to_run) else EXIT_OK
             return BuildResult(plan, exit_status=status)
@@ -123,7 +133,7 @@ def build(
         if explain:  # like ninja's -d explain: say why before doing it
             events.planned(plan, True)
         events.run_started(plan)
-        results = _execute(plan, ctx, events, backend, jobs, keep_going)
+        results = _execute(plan, ctx, events, backend, jobs, keep_going, store)
         events.run_finished(results, time.perf_counter() - started, plan.missing)
         bad = any(r.status.blocks_downstream for r in results.values())
         return BuildResult(plan, results, EXIT_FAILED if bad or plan.missing else EXIT_OK)
@@ -170,18 +180,28 @@ def _execute(
     backend: Backend | None,
     jobs: int,
     keep_going: bool,
+    cache: Any = None,
 ) -> dict[str, TaskResult]:
     """Run the plan's stale tasks (none when an external input is missing, unless -k)."""
     if plan.missing and not keep_going:
         return _not_started(plan)
     backend = backend or make_backend(jobs, dict(_class_overrides))
     try:
-        results = Executor(plan, ctx, events, backend, keep_going).execute()
+        results = Executor(plan, ctx, events, backend, keep_going, cache=cache).execute()
     finally:
         backend.close()
     ctx.manifest.save(stats=ctx.fingerprints.updates)
     _say_warnings(ctx.manifest, events)
     return results
+
+
+def _cache(location: str | None, events: Fanout) -> Any:
+    """The artifact cache of this run, or None (its module is imported only when asked for)."""
+    if not location:
+        return None
+    from .cache import Cache
+
+    return Cache(location, events.warning)
 
 
 def _say_warnings(manifest: Manifest, events: Fanout) -> None:

@@ -1,0 +1,179 @@
+"""The shared artifact cache: restore a stale task's outputs from it, store them after a run.
+
+The executor calls two hooks: ``restore`` just before a stale task would be submitted, and
+``store`` after it ran and was recorded. Both run in the flow process (never in workers): it
+already holds the task's locks, its journal rows and the fingerprints the key is made of, and
+only it records in ``.flow/``. Any doubt is a miss: a damaged entry or object is one warning
+and the task runs; a cache that cannot be reached is one warning for the whole run, and the
+build goes on without it. Nothing here is imported unless ``--cache`` is used.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..events import Status, TaskResult
+from .artifacts import Damaged, entry_name, parse_entry, restore, store
+from .key import action_key, environment, why_not_cacheable
+from .storage import Storage, open_storage
+
+if TYPE_CHECKING:
+    from ..attempt import Attempt
+    from ..decide import Context, Decision
+    from ..plan import Plan
+    from ..task import Task
+
+
+class Cache:
+    """One run's view of a cache at ``location`` (a directory or an fsspec URL), opened on the
+    first lookup: a no-op build never touches it."""
+
+    def __init__(self, location: str, warn: Callable[[str], None]) -> None:
+        self.location = location
+        self.warn = warn
+        self._storage: Storage | None = None
+        self.broken = False  # unreachable or unwritable: said once, then left alone
+        self.read_only = False  # storing failed once: restores may still work
+        self._env: dict[str, str] | None = None
+        self._env_by_class: dict[type, dict[str, str]] = {}
+
+    @property
+    def url(self) -> str:
+        return self._storage.url if self._storage is not None else self.location
+
+    def storage(self) -> Storage | None:
+        if self._storage is None and not self.broken:
+            try:
+                self._storage = open_storage(self.location)
+            except Exception as exc:  # noqa: BLE001 - a missing library, a bad URL: never a crash
+                self.give_up(exc)
+        return None if self.broken else self._storage
+
+    def give_up(self, exc: BaseException, storing: bool = False) -> None:
+        """One warning, then build as if there were no cache (or, after a failed store, keep
+        restoring but store no more)."""
+        if storing:
+            if not self.read_only:
+                self.read_only = True
+                self.warn(f"cannot store in the cache {self.url} ({_text(exc)}); storing no more")
+            return
+        if not self.broken:
+            self.broken = True
+            self.warn(f"the cache {self.url} is unusable ({_text(exc)}); building without it")
+
+    # -- the executor's hooks -------------------------------------------------------------------
+    def restore(self, ctx: Context, run: Attempt) -> TaskResult | None:
+        """Restore a stale task's outputs from the cache and record them as if it had run; None
+        (nothing changed) on a miss. ``-B`` rebuilds: a forced task is never restored."""
+        task, d = run.task, run.decision
+        if task.task_id in ctx.forced:
+            return None
+        entry = self.lookup(ctx, task, d)
+        storage = self._storage
+        if entry is None or storage is None:
+            return None
+        try:
+            restore(storage, entry, run.outputs)
+        except Damaged as exc:
+            self.warn(f"the cache entry of {task.task_id} is damaged ({exc}); running the task")
+            return None
+        except OSError as exc:
+            self.give_up(exc)
+            return None
+        _quietly(storage.touch, entry_name(entry["key"]), entry["raw"])
+        from ..attempt import finish
+
+        result = finish(ctx, run, None)
+        return replace(result, status=Status.RESTORED) if result.status is Status.RAN else result
+
+    def store(self, ctx: Context, run: Attempt) -> None:
+        """After a successful run: file its outputs under its key (if the task may be cached)."""
+        if self.read_only:
+            return
+        key = self.key(ctx, run.task, run.decision)
+        storage = self.storage() if key is not None else None
+        if key is None or storage is None:
+            return
+        try:
+            fps = [ctx.fingerprints.target(o) for o in run.outputs]
+            store(storage, key, run.task.task_family, run.outputs, fps)
+        except Exception as exc:  # noqa: BLE001 - the build worked; the cache is a bonus
+            self.give_up(exc, storing=True)
+
+    def forecast(self, plan: Plan, ctx: Context) -> set[str]:
+        """Which of a dry run's stale tasks the cache would restore. A task below one that would
+        be restored is keyed with the fingerprints the entry promises for its inputs."""
+        will_run = set(plan.to_run)
+        restorable: set[str] = set()
+        promised: dict[str, Any] = {}
+        for tid in plan.to_run:
+            graph_deps = plan.graph.deps[tid]
+            if tid in ctx.forced or any(u in will_run and u not in restorable for u in graph_deps):
+                continue
+            d = plan.decisions[tid]
+            inputs = {k: promised.get(k, fp) for k, fp in d.inputs.items()}
+            entry = self.lookup(ctx, plan.graph.tasks[tid], replace(d, inputs=inputs))
+            if entry is not None:
+                restorable.add(tid)
+                promised.update({o["key"]: o.get("fingerprint") for o in entry["outputs"]})
+        return restorable
+
+    # -- keys and entries -----------------------------------------------------------------------
+    def key(self, ctx: Context, task: Task, d: Decision) -> str | None:
+        """The action key of a task, or None when it is not cached."""
+        outputs = ctx.graph.outputs[task.task_id]
+        if why_not_cacheable(task, d, outputs, task.task_id in ctx.graph.dynamic):
+            return None
+        return action_key(task, d, outputs, self._environment(ctx, type(task)))
+
+    def lookup(self, ctx: Context, task: Task, d: Decision) -> dict[str, Any] | None:
+        """The checked entry of a task's key, or None (a miss; a damaged entry is said once)."""
+        key = self.key(ctx, task, d)
+        storage = self.storage() if key is not None else None
+        if key is None or storage is None:
+            return None
+        try:
+            data = storage.read(entry_name(key))
+        except Exception as exc:  # noqa: BLE001 - unreachable, denied, timed out
+            self.give_up(exc)
+            return None
+        if data is None:
+            return None
+        try:
+            entry = parse_entry(data, key, ctx.graph.outputs[task.task_id])
+        except Damaged as exc:
+            self.warn(f"the cache entry of {task.task_id} is damaged ({exc}); running the task")
+            return None
+        entry["raw"] = data
+        return entry
+
+    def _environment(self, ctx: Context, cls: type) -> dict[str, str]:
+        env = self._env_by_class.get(cls)
+        if env is None:
+            if self._env is None:
+                files = ctx.code.files
+                mods = [m for m in list(sys.modules.values()) if _file(m) in files]
+                self._env = environment(mods)
+            extra = tuple(getattr(cls, "cache_env", ()) or ())
+            env = self._env_by_class[cls] = (
+                {**self._env, **environment([], extra)} if extra else self._env
+            )
+        return env
+
+
+def _file(module: Any) -> Any:
+    return getattr(module, "__file__", None)
+
+
+def _text(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - renewing an entry's date is a nicety
+        pass
