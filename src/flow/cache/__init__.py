@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import Status, TaskResult
 from .artifacts import Damaged, entry_name, parse_entry, restore, store
-from .key import action_key, environment, why_not_cacheable
+from .key import environment, key_of, recipe, why_not_cacheable
 from .storage import Storage, open_storage
 
 if TYPE_CHECKING:
@@ -93,13 +93,13 @@ class Cache:
         """After a successful run: file its outputs under its key (if the task may be cached)."""
         if self.read_only:
             return
-        key = self.key(ctx, run.task, run.decision)
-        storage = self.storage() if key is not None else None
-        if key is None or storage is None:
+        doc = self.recipe(ctx, run.task, run.decision)
+        storage = self.storage() if doc is not None else None
+        if doc is None or storage is None:
             return
         try:
             fps = [ctx.fingerprints.target(o) for o in run.outputs]
-            store(storage, key, run.task.task_family, run.outputs, fps)
+            store(storage, key_of(doc), doc, run.outputs, fps)
         except Exception as exc:  # noqa: BLE001 - the build worked; the cache is a bonus
             self.give_up(exc, storing=True)
 
@@ -122,19 +122,20 @@ class Cache:
         return restorable
 
     # -- keys and entries -----------------------------------------------------------------------
-    def key(self, ctx: Context, task: Task, d: Decision) -> str | None:
-        """The action key of a task, or None when it is not cached."""
+    def recipe(self, ctx: Context, task: Task, d: Decision) -> dict[str, Any] | None:
+        """What the action key of a task is made of, or None when it is not cached."""
         outputs = ctx.graph.outputs[task.task_id]
         if why_not_cacheable(task, d, outputs, task.task_id in ctx.graph.dynamic):
             return None
-        return action_key(task, d, outputs, self._environment(ctx, type(task)))
+        return recipe(task, d, outputs, self._environment(ctx, type(task)))
 
     def lookup(self, ctx: Context, task: Task, d: Decision) -> dict[str, Any] | None:
         """The checked entry of a task's key, or None (a miss; a damaged entry is said once)."""
-        key = self.key(ctx, task, d)
-        storage = self.storage() if key is not None else None
-        if key is None or storage is None:
+        doc = self.recipe(ctx, task, d)
+        storage = self.storage() if doc is not None else None
+        if doc is None or storage is None:
             return None
+        key = key_of(doc)
         try:
             data = storage.read(entry_name(key))
         except Exception as exc:  # noqa: BLE001 - unreachable, denied, timed out

@@ -41,7 +41,7 @@ def object_name(digest: str) -> str:
 
 # -- storing ------------------------------------------------------------------------------------
 def store(
-    storage: Storage, key: str, family: str, outputs: list[LocalTarget], fps: list[Any]
+    storage: Storage, key: str, recipe: dict[str, Any], outputs: list[LocalTarget], fps: list[Any]
 ) -> bool:
     """Upload the outputs' objects (those not there yet), then the entry. False when an output
     cannot be stored whole (a symbolic link or a special file in it): nothing is stored."""
@@ -56,7 +56,7 @@ def store(
         name = object_name(digest)
         if not storage.exists(name):
             storage.put_file(name, path)
-    entry = {"format": 1, "key": key, "family": family, "outputs": described}
+    entry = {"format": 1, "key": key, "recipe": recipe, "outputs": described}
     storage.write(entry_name(key), json.dumps(entry, sort_keys=True).encode())
     return True
 
@@ -174,9 +174,12 @@ def restore(storage: Storage, entry: dict[str, Any], outputs: list[LocalTarget])
     """Put the entry's outputs in place: each is fetched beside its target and verified first,
     then all are moved into place. Damaged (nothing changed) when an object is missing or wrong."""
     staged: list[tuple[LocalTarget, str]] = []
+    damage: list[Damaged] = []  # every object is checked: each bad one is removed from the cache
     try:
         for out, d in zip(outputs, entry["outputs"], strict=True):
-            staged.append((out, _stage(storage, out.path, d)))
+            staged.append((out, _stage(storage, out.path, d, damage)))
+        if damage:
+            raise damage[0]
     except BaseException:
         for _, tmp in staged:
             _discard(tmp)
@@ -187,14 +190,14 @@ def restore(storage: Storage, entry: dict[str, Any], outputs: list[LocalTarget])
         os.replace(tmp, out.path)
 
 
-def _stage(storage: Storage, path: str, d: dict[str, Any]) -> str:
+def _stage(storage: Storage, path: str, d: dict[str, Any], damage: list[Damaged]) -> str:
     head, tail = os.path.split(path)
     if head:
         os.makedirs(head, exist_ok=True)
     tmp = os.path.join(head, f".{tail}.{os.urandom(4).hex()}{TMP_SUFFIX}")
     try:
         if d["type"] == "file":
-            _fetch(storage, d, tmp)
+            _fetch(storage, d, tmp, damage)
             return tmp
         os.mkdir(tmp)
         for name in d["dirs"]:
@@ -202,22 +205,24 @@ def _stage(storage: Storage, path: str, d: dict[str, Any]) -> str:
         for f in d["files"]:
             dest = os.path.join(tmp, *f["path"].split("/"))
             os.makedirs(os.path.dirname(dest), exist_ok=True)
-            _fetch(storage, f, dest)
+            _fetch(storage, f, dest, damage)
         return tmp
     except BaseException:
         _discard(tmp)
         raise
 
 
-def _fetch(storage: Storage, d: dict[str, Any], dest: str) -> None:
-    """Copy one object to ``dest``, hashing it on the way: Damaged unless it is what was stored."""
+def _fetch(storage: Storage, d: dict[str, Any], dest: str, damage: list[Damaged]) -> None:
+    """Copy one object to ``dest``, hashing it on the way; a Damaged in ``damage`` unless it is
+    what was stored."""
     name = object_name(d["sha256"])
     h = hashlib.sha256()
     size = 0
     try:
         src = storage.open(name)
     except FileNotFoundError:
-        raise Damaged(f"the object {name} is missing") from None
+        damage.append(Damaged(f"the object {name} is missing"))
+        return
     with src, open(dest, "wb") as f:
         while chunk := src.read(_CHUNK):
             h.update(chunk)
@@ -226,7 +231,8 @@ def _fetch(storage: Storage, d: dict[str, Any], dest: str) -> None:
     if h.hexdigest() != d["sha256"] or size != d["size"]:
         with contextlib.suppress(Exception):  # heal the cache: the next store uploads it again
             storage.delete(name)
-        raise Damaged(f"the object {name} does not match its hash (removed it)")
+        damage.append(Damaged(f"the object {name} does not match its hash (removed it)"))
+        return
     if d.get("exec"):
         os.chmod(dest, os.stat(dest).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 

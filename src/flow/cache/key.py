@@ -58,17 +58,22 @@ def _inside(key: str) -> bool:
     )
 
 
-def action_key(task: Task, d: Decision, outputs: list[Any], env: dict[str, str]) -> str:
-    """The key of a task's outputs, from what ``d`` saw of its parameters, code and inputs."""
-    doc = {
+def recipe(task: Task, d: Decision, outputs: list[Any], env: dict[str, str]) -> dict[str, Any]:
+    """What a task's key is made of, from what ``d`` saw of its parameters, code and inputs
+    (kept in its entry too, to tell why two clones' keys differ)."""
+    return {
         "format": FORMAT,
         "family": task.task_family,
         "params": d.params,
         "code": code_digest(d.code),
-        "inputs": sorted((_portable(k), fp) for k, fp in d.inputs.items()),
+        "inputs": sorted([_portable(k), fp] for k, fp in d.inputs.items()),
         "outputs": [o.key.replace(os.sep, "/") for o in outputs],
         "env": env,
     }
+
+
+def key_of(doc: dict[str, Any]) -> str:
+    """The action key: a SHA-256 of the recipe as canonical JSON."""
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
