@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..events import Status, TaskResult
 from .artifacts import Damaged, entry_name, parse_entry, restore, store
 from .key import environment, key_of, recipe, why_not_cacheable
-from .storage import Storage, open_storage
+from .storage import Storage, open_storage, shown
 
 if TYPE_CHECKING:
     from ..attempt import Attempt
@@ -42,7 +42,7 @@ class Cache:
 
     @property
     def url(self) -> str:
-        return self._storage.url if self._storage is not None else self.location
+        return self._storage.url if self._storage is not None else shown(self.location)
 
     def storage(self) -> Storage | None:
         if self._storage is None and not self.broken:

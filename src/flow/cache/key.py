@@ -9,6 +9,7 @@ outside it counts by content and file name only), and no time, user or host goes
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -78,6 +79,7 @@ def key_of(doc: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+@functools.lru_cache(maxsize=256)
 def code_digest(code: str) -> str:
     """The digest a code map carries for all of it (the whole text for an old single digest)."""
     try:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import EXIT_FAILED, FlowError, UsageError
-from .storage import Storage, open_storage
+from .storage import Storage, open_storage, shown
 
 _UNITS = {
     "": 1,
@@ -104,7 +104,7 @@ def run_prune(location: str | None, size: str) -> str:
         storage = open_storage(location)
         done = prune(storage, limit)
     except Exception as exc:  # noqa: BLE001 - unreachable, denied: one line, not a traceback
-        error = FlowError(f"cannot prune the cache {location}: {exc or type(exc).__name__}")
+        error = FlowError(f"cannot prune the cache {shown(location)}: {exc or type(exc).__name__}")
         error.exit_status = EXIT_FAILED
         raise error from None
     return (

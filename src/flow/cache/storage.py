@@ -120,7 +120,7 @@ class FsspecStorage:
     """Any fsspec URL; options come from fsspec's configuration (``FSSPEC_S3_ENDPOINT_URL``...)."""
 
     def __init__(self, url: str) -> None:
-        self.url = _without_secrets(url)
+        self.url = shown(url)
         try:
             import fsspec
         except ImportError:
@@ -204,7 +204,7 @@ def _mtime(info: dict[str, Any]) -> float:
     return 0.0
 
 
-def _without_secrets(url: str) -> str:
+def shown(url: str) -> str:
     """A URL as shown in messages: ``user:password@`` dropped, and any query string."""
     scheme, sep, rest = url.partition("://")
     if not sep:
