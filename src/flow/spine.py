@@ -121,7 +121,7 @@ def build(
     try:
         ctx = _context(graph, manifest, force, events)
         plan = _plan(graph, ctx, events)
-        store = _cache(cache, events)
+        store = _cache(cache, events) if plan.to_run else None  # a no-op never loads it
         if readonly:
             if store is not None and plan.to_run:
                 plan.restorable = store.forecast(plan, ctx)

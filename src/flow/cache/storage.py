@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any, Protocol
 
 # Stores where one put of a whole object is atomic (no rename, which they lack or emulate).
@@ -66,9 +66,11 @@ class LocalStorage:
             return None
 
     def write(self, name: str, data: bytes) -> None:
-        with self._writing(name) as tmp:
-            with open(tmp, "wb") as f:
+        def make(tmp: str) -> None:
+            with open(tmp, "xb") as f:
                 f.write(data)
+
+        self._commit(name, make)
 
     def exists(self, name: str) -> bool:
         return os.path.exists(self._path(name))
@@ -77,8 +79,7 @@ class LocalStorage:
         return open(self._path(name), "rb")
 
     def put_file(self, name: str, local: str) -> None:
-        with self._writing(name) as tmp:
-            shutil.copyfile(local, tmp)
+        self._commit(name, lambda tmp: shutil.copyfile(local, tmp))
 
     def touch(self, name: str, data: bytes) -> None:
         """Mark an entry used now (least-recently-used pruning reads the time)."""
@@ -102,14 +103,18 @@ class LocalStorage:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(name))
 
-    @contextlib.contextmanager
-    def _writing(self, name: str) -> Iterator[str]:
+    def _commit(self, name: str, make: Callable[[str], object]) -> None:
+        """Write ``name`` through ``make(tmp)`` and a rename: two writers of one name each
+        rename a whole file, and the last one wins."""
         path = self._path(name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = _tmp_name(path)
         try:
-            yield tmp
-            os.replace(tmp, path)  # two writers of one name: the last rename wins, whole
+            try:
+                make(tmp)
+            except FileNotFoundError:  # create directories only then: mkdir is not cheap
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                make(tmp)
+            os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
