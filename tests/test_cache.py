@@ -587,3 +587,15 @@ def test_an_s3_cache_is_shared_verified_and_pruned(clones, s3):
     assert proc.returncode == 0, proc.stderr
     left = client.list_objects_v2(Bucket="flow-cache").get("Contents", [])
     assert left == []
+
+
+def test_credentials_in_a_cache_url_are_never_shown(clones):
+    """A URL flow cannot use (an unknown protocol) carrying user:password@ and a query: one
+    warning naming the URL without them, and an ordinary build."""
+    pytest.importorskip("fsspec")
+    a, _, _ = clones
+    url = "nosuchproto://someone:hunter2@example.invalid/cache?token=abc123"
+    code, doc, err = _build(a, "--cache", url, "Report")
+    assert code == 0 and set(_statuses(doc).values()) == {"ran"}, err
+    assert "nosuchproto://example.invalid/cache" in err and err.count("warning") == 1
+    assert "hunter2" not in err + json.dumps(doc) and "abc123" not in err + json.dumps(doc)

@@ -80,7 +80,7 @@ class Cache:
         except Damaged as exc:
             self.warn(f"the cache entry of {task.task_id} is damaged ({exc}); running the task")
             return None
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - unreachable mid-way, denied: never a crash
             self.give_up(exc)
             return None
         _quietly(storage.touch, entry_name(entry["key"]), entry["raw"])
