@@ -599,3 +599,23 @@ def test_credentials_in_a_cache_url_are_never_shown(clones):
     assert code == 0 and set(_statuses(doc).values()) == {"ran"}, err
     assert "nosuchproto://example.invalid/cache" in err and err.count("warning") == 1
     assert "hunter2" not in err + json.dumps(doc) and "abc123" not in err + json.dumps(doc)
+
+
+def test_flow_build_takes_the_cache_and_lists_restored_tasks(clones):
+    """The library entry point: flow.build(..., cache=DIR); result.restored names the tasks."""
+    a, b, cache = clones
+    assert _build(a, "--cache", cache, "Report")[0] == 0
+    script = (
+        "import json, os, sys\n"
+        "sys.path.insert(0, os.getcwd())\n"
+        "import flow\n"
+        "from flow.report import Reporter\n"
+        "from Flowfile import Report\n"
+        f"result = flow.build([Report()], cache={cache!r}, reporter=Reporter(quiet=True))\n"
+        "print(json.dumps([bool(result), result.restored, result.ran]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=b.root, capture_output=True, text=True, timeout=60
+    )
+    ok, restored, ran = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert ok and sorted(restored) == sorted(ALL) and ran == []
