@@ -132,6 +132,8 @@ def build(
             return _touch(plan, ctx, reporter)
         if explain:  # like ninja's -d explain: say why before doing it
             events.planned(plan, True)
+        if store is not None:
+            store.forecast(plan, ctx, quiet=True)  # fetches ahead what the restores will read
         events.run_started(plan)
         results = _execute(plan, ctx, events, backend, jobs, keep_going, store)
         events.run_finished(results, time.perf_counter() - started, plan.missing)

@@ -37,6 +37,7 @@ class Cache:
         self._storage: Storage | None = None
         self.broken = False  # unreachable or unwritable: said once, then left alone
         self.read_only = False  # storing failed once: restores may still work
+        self._entries: dict[str, bytes | None] = {}  # fetched ahead (None: absent)
         self._env: dict[str, str] | None = None
         self._env_by_class: dict[type, dict[str, str]] = {}
 
@@ -103,23 +104,50 @@ class Cache:
         except Exception as exc:  # noqa: BLE001 - the build worked; the cache is a bonus
             self.give_up(exc, storing=True)
 
-    def forecast(self, plan: Plan, ctx: Context) -> set[str]:
-        """Which of a dry run's stale tasks the cache would restore. A task below one that would
-        be restored is keyed with the fingerprints the entry promises for its inputs."""
+    def forecast(self, plan: Plan, ctx: Context, quiet: bool = False) -> set[str]:
+        """Which of the plan's stale tasks the cache would restore. A task below one that would
+        be restored is keyed with the fingerprints the entry promises for its inputs.
+
+        Entries are fetched a layer of the graph at a time, in concurrent requests where the
+        store allows: before a real run this fetches ahead what the restores will read
+        (``quiet``: a damaged entry is said when the restore meets it, not here).
+        """
         will_run = set(plan.to_run)
         restorable: set[str] = set()
         promised: dict[str, Any] = {}
-        for tid in plan.to_run:
-            graph_deps = plan.graph.deps[tid]
-            if tid in ctx.forced or any(u in will_run and u not in restorable for u in graph_deps):
-                continue
-            d = plan.decisions[tid]
-            inputs = {k: promised.get(k, fp) for k, fp in d.inputs.items()}
-            entry = self.lookup(ctx, plan.graph.tasks[tid], replace(d, inputs=inputs))
-            if entry is not None:
-                restorable.add(tid)
-                promised.update({o["key"]: o.get("fingerprint") for o in entry["outputs"]})
+        for layer in _layers(plan.to_run, plan.graph.deps, will_run):
+            keyed = {}
+            for tid in layer:
+                deps = plan.graph.deps[tid]
+                if tid in ctx.forced or any(u in will_run and u not in restorable for u in deps):
+                    continue
+                d = plan.decisions[tid]
+                inputs = {k: promised.get(k, fp) for k, fp in d.inputs.items()}
+                doc = self.recipe(ctx, plan.graph.tasks[tid], replace(d, inputs=inputs))
+                if doc is not None:
+                    keyed[tid] = key_of(doc)
+            self._fetch_ahead(list(keyed.values()))
+            for tid, key in keyed.items():
+                entry = self._entry(key, plan.graph.tasks[tid].task_id, ctx, quiet)
+                if entry is not None:
+                    restorable.add(tid)
+                    promised.update({o["key"]: o.get("fingerprint") for o in entry["outputs"]})
         return restorable
+
+    def _fetch_ahead(self, keys: list[str]) -> None:
+        storage = self.storage() if keys else None
+        if storage is None:
+            return
+        wanted = [k for k in keys if k not in self._entries]
+        try:
+            found = storage.read_many([entry_name(k) for k in wanted])
+        except Exception as exc:  # noqa: BLE001 - unreachable, denied, timed out
+            self.give_up(exc)
+            return
+        for key in wanted:
+            name = entry_name(key)
+            if name in found:
+                self._entries[key] = found[name]
 
     # -- keys and entries -----------------------------------------------------------------------
     def recipe(self, ctx: Context, task: Task, d: Decision) -> dict[str, Any] | None:
@@ -132,21 +160,29 @@ class Cache:
     def lookup(self, ctx: Context, task: Task, d: Decision) -> dict[str, Any] | None:
         """The checked entry of a task's key, or None (a miss; a damaged entry is said once)."""
         doc = self.recipe(ctx, task, d)
-        storage = self.storage() if doc is not None else None
-        if doc is None or storage is None:
+        return None if doc is None else self._entry(key_of(doc), task.task_id, ctx)
+
+    def _entry(
+        self, key: str, tid: str, ctx: Context, quiet: bool = False
+    ) -> dict[str, Any] | None:
+        storage = self.storage()
+        if storage is None:
             return None
-        key = key_of(doc)
-        try:
-            data = storage.read(entry_name(key))
-        except Exception as exc:  # noqa: BLE001 - unreachable, denied, timed out
-            self.give_up(exc)
-            return None
+        if key in self._entries:
+            data = self._entries[key]
+        else:
+            try:
+                data = storage.read(entry_name(key))
+            except Exception as exc:  # noqa: BLE001 - unreachable, denied, timed out
+                self.give_up(exc)
+                return None
         if data is None:
             return None
         try:
-            entry = parse_entry(data, key, ctx.graph.outputs[task.task_id])
+            entry = parse_entry(data, key, ctx.graph.outputs[tid])
         except Damaged as exc:
-            self.warn(f"the cache entry of {task.task_id} is damaged ({exc}); running the task")
+            if not quiet:
+                self.warn(f"the cache entry of {tid} is damaged ({exc}); running the task")
             return None
         entry["raw"] = data
         return entry
@@ -163,6 +199,19 @@ class Cache:
                 {**self._env, **environment([], extra)} if extra else self._env
             )
         return env
+
+
+def _layers(order: list[str], deps: dict[str, list[str]], within: set[str]) -> list[list[str]]:
+    """``order`` (dependency order) in layers: each task after every task of ``within`` it
+    needs, so one layer's entries can be fetched together."""
+    depth: dict[str, int] = {}
+    layers: list[list[str]] = []
+    for tid in order:
+        d = depth[tid] = 1 + max((depth[u] for u in deps[tid] if u in within), default=-1)
+        if d == len(layers):
+            layers.append([])
+        layers[d].append(tid)
+    return layers
 
 
 def _file(module: Any) -> Any:
