@@ -190,8 +190,14 @@ def _execute(
     backend = backend or make_backend(jobs, dict(_class_overrides))
     try:
         results = Executor(plan, ctx, events, backend, keep_going, cache=cache).execute()
+    except BaseException:
+        if cache is not None:
+            cache.close(interrupted=True)
+        raise
     finally:
         backend.close()
+    if cache is not None:
+        cache.close()  # uploads still under way finish before the summary
     ctx.manifest.save(stats=ctx.fingerprints.updates)
     _say_warnings(ctx.manifest, events)
     return results

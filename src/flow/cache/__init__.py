@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Any
 from ..events import Status, TaskResult
 from .artifacts import Damaged, entry_name, parse_entry, restore, store
 from .key import environment, key_of, recipe, why_not_cacheable
-from .storage import Storage, open_storage, shown
+from .storage import LocalStorage, Storage, open_storage, shown
+
+# Uploads to a remote cache at once, in threads of the flow process (object stores answer
+# concurrent requests well; each upload is mostly waiting).
+UPLOADS = 8
 
 if TYPE_CHECKING:
     from ..attempt import Attempt
@@ -38,6 +42,8 @@ class Cache:
         self.broken = False  # unreachable or unwritable: said once, then left alone
         self.read_only = False  # storing failed once: restores may still work
         self._entries: dict[str, bytes | None] = {}  # fetched ahead (None: absent)
+        self._uploads: Any = None  # a thread pool for stores into a remote cache
+        self._pending: list[Any] = []
         self._env: dict[str, str] | None = None
         self._env_by_class: dict[type, dict[str, str]] = {}
 
@@ -100,9 +106,43 @@ class Cache:
             return
         try:
             fps = [ctx.fingerprints.target(o) for o in run.outputs]
-            store(storage, key_of(doc), doc, run.outputs, fps)
+            if isinstance(storage, LocalStorage):
+                store(storage, key_of(doc), doc, run.outputs, fps)
+            else:  # a remote store's latency is hidden behind the tasks still to run
+                self._pending.append(
+                    self._pool().submit(store, storage, key_of(doc), doc, run.outputs, fps)
+                )
+                self._reap(wait=False)
         except Exception as exc:  # noqa: BLE001 - the build worked; the cache is a bonus
             self.give_up(exc, storing=True)
+
+    def close(self, interrupted: bool = False) -> None:
+        """Wait for the uploads still under way (or, interrupted, drop those not started: a
+        store is whole or absent either way)."""
+        if self._uploads is not None:
+            self._uploads.shutdown(wait=True, cancel_futures=interrupted)
+            self._uploads = None
+        if not interrupted:
+            self._reap(wait=True)
+
+    def _pool(self) -> Any:
+        if self._uploads is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._uploads = ThreadPoolExecutor(UPLOADS, thread_name_prefix="flow-cache")
+        return self._uploads
+
+    def _reap(self, wait: bool) -> None:
+        """Say (here, in the flow process's thread) the first upload that failed."""
+        still = []
+        for future in self._pending:
+            if not wait and not future.done():
+                still.append(future)
+                continue
+            exc = future.exception()
+            if exc is not None:
+                self.give_up(exc, storing=True)
+        self._pending = still
 
     def forecast(self, plan: Plan, ctx: Context, quiet: bool = False) -> set[str]:
         """Which of the plan's stale tasks the cache would restore. A task below one that would

@@ -219,7 +219,7 @@ def _fetch(storage: Storage, d: dict[str, Any], dest: str, damage: list[Damaged]
     h = hashlib.sha256()
     size = 0
     try:
-        src = storage.open(name)
+        src = storage.open(name, d["size"])
     except FileNotFoundError:
         damage.append(Damaged(f"the object {name} is missing"))
         return

@@ -8,11 +8,14 @@ filesystem, a single put on an object store, where an object appears only once c
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from typing import IO, Any, Protocol
 
+# An object up to this size is fetched whole, in one request.
+SMALL = 8 << 20
 # Stores where one put of a whole object is atomic (no rename, which they lack or emulate).
 ATOMIC_PUT = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory")
 
@@ -26,7 +29,7 @@ class Storage(Protocol):
     def read_many(self, names: list[str]) -> dict[str, bytes | None]: ...
     def write(self, name: str, data: bytes) -> None: ...
     def exists(self, name: str) -> bool: ...
-    def open(self, name: str) -> IO[bytes]: ...
+    def open(self, name: str, size: int) -> IO[bytes]: ...
     def put_file(self, name: str, local: str) -> None: ...
     def touch(self, name: str, data: bytes) -> None: ...
     def listing(self, prefix: str) -> Iterator[tuple[str, int, float]]: ...
@@ -80,7 +83,7 @@ class LocalStorage:
     def exists(self, name: str) -> bool:
         return os.path.exists(self._path(name))
 
-    def open(self, name: str) -> IO[bytes]:
+    def open(self, name: str, size: int) -> IO[bytes]:
         return open(self._path(name), "rb")
 
     def put_file(self, name: str, local: str) -> None:
@@ -187,7 +190,10 @@ class FsspecStorage:
         self.fs.invalidate_cache(path)  # another process may have written it since
         return bool(self.fs.exists(path))
 
-    def open(self, name: str) -> IO[bytes]:
+    def open(self, name: str, size: int) -> IO[bytes]:
+        """A small object in one GET (opening a remote file asks for its size first)."""
+        if size <= SMALL:
+            return io.BytesIO(self.fs.cat_file(self._path(name)))
         f: IO[bytes] = self.fs.open(self._path(name), "rb")
         return f
 
