@@ -90,7 +90,11 @@ class Cache:
         except Exception as exc:  # noqa: BLE001 - unreachable mid-way, denied: never a crash
             self.give_up(exc)
             return None
-        _quietly(storage.touch, entry_name(entry["key"]), entry["raw"])
+        renew = (_quietly, storage.touch, entry_name(entry["key"]), entry["raw"])
+        if isinstance(storage, LocalStorage):
+            renew[0](*renew[1:])
+        else:  # a put on an object store: in the background, like uploads
+            self._pending.append(self._pool().submit(*renew))
         from ..attempt import finish
 
         result = finish(ctx, run, None)

@@ -22,7 +22,7 @@ import stat
 from typing import Any
 
 from ..target import TMP_SUFFIX, LocalTarget
-from .storage import Storage
+from .storage import SMALL, Storage
 
 _CHUNK = 1 << 20
 
@@ -46,26 +46,29 @@ def store(
     """Upload the outputs' objects (those not there yet), then the entry. False when an output
     cannot be stored whole (a symbolic link or a special file in it): nothing is stored."""
     described = []
-    uploads: dict[str, str] = {}  # digest -> a local file with those bytes
+    uploads: dict[str, tuple[str, int]] = {}  # digest -> a local file with those bytes, size
     for out, fp in zip(outputs, fps, strict=True):
         desc = _describe(out.path, uploads)
         if desc is None:
             return False
         described.append({"key": out.key.replace(os.sep, "/"), "fingerprint": fp, **desc})
-    for digest, path in uploads.items():
+    for digest, (path, size) in uploads.items():
         name = object_name(digest)
-        if not storage.exists(name):
-            storage.put_file(name, path)
+        # Asking a remote store first costs a round trip or two: worth it only to spare
+        # uploading a large object again.
+        if (storage.cheap_exists or size > SMALL) and storage.exists(name):
+            continue
+        storage.put_file(name, path)
     entry = {"format": 1, "key": key, "recipe": recipe, "outputs": described}
     storage.write(entry_name(key), json.dumps(entry, sort_keys=True).encode())
     return True
 
 
-def _describe(path: str, uploads: dict[str, str]) -> dict[str, Any] | None:
+def _describe(path: str, uploads: dict[str, tuple[str, int]]) -> dict[str, Any] | None:
     st = os.lstat(path)
     if stat.S_ISREG(st.st_mode):
         digest, size = _sha256_file(path)
-        uploads[digest] = path
+        uploads[digest] = (path, size)
         return {"type": "file", "sha256": digest, "size": size, "exec": _exec(st)}
     if not stat.S_ISDIR(st.st_mode):
         return None
@@ -85,7 +88,7 @@ def _describe(path: str, uploads: dict[str, str]) -> dict[str, Any] | None:
             if not stat.S_ISREG(fst.st_mode):
                 return None
             digest, size = _sha256_file(full)
-            uploads[digest] = full
+            uploads[digest] = (full, size)
             files.append({"path": _rel(full, path), "sha256": digest, "size": size})
             if _exec(fst):
                 files[-1]["exec"] = True

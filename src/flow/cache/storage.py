@@ -24,6 +24,7 @@ class Storage(Protocol):
     """What the cache needs of a place to keep bytes."""
 
     url: str  # for messages: never carries credentials
+    cheap_exists: bool  # asking whether an object exists costs no round trip
 
     def read(self, name: str) -> bytes | None: ...
     def read_many(self, names: list[str]) -> dict[str, bytes | None]: ...
@@ -54,6 +55,8 @@ def _tmp_name(path: str) -> str:
 
 class LocalStorage:
     """A directory: plain files, written under a temporary name and renamed into place."""
+
+    cheap_exists = True
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
@@ -131,6 +134,8 @@ class LocalStorage:
 
 class FsspecStorage:
     """Any fsspec URL; options come from fsspec's configuration (``FSSPEC_S3_ENDPOINT_URL``...)."""
+
+    cheap_exists = False
 
     def __init__(self, url: str) -> None:
         self.url = shown(url)
