@@ -90,11 +90,7 @@ class Cache:
         except Exception as exc:  # noqa: BLE001 - unreachable mid-way, denied: never a crash
             self.give_up(exc)
             return None
-        renew = (_quietly, storage.touch, entry_name(entry["key"]), entry["raw"])
-        if isinstance(storage, LocalStorage):
-            renew[0](*renew[1:])
-        else:  # a put on an object store: in the background, like uploads
-            self._pending.append(self._pool().submit(*renew))
+        self._soon(storage, _quietly, storage.touch, entry_name(entry["key"]), entry["raw"])
         from ..attempt import finish
 
         result = finish(ctx, run, None)
@@ -110,13 +106,7 @@ class Cache:
             return
         try:
             fps = [ctx.fingerprints.target(o) for o in run.outputs]
-            if isinstance(storage, LocalStorage):
-                store(storage, key_of(doc), doc, run.outputs, fps)
-            else:  # a remote store's latency is hidden behind the tasks still to run
-                self._pending.append(
-                    self._pool().submit(store, storage, key_of(doc), doc, run.outputs, fps)
-                )
-                self._reap(wait=False)
+            self._soon(storage, store, storage, key_of(doc), doc, run.outputs, fps)
         except Exception as exc:  # noqa: BLE001 - the build worked; the cache is a bonus
             self.give_up(exc, storing=True)
 
@@ -128,6 +118,15 @@ class Cache:
             self._uploads = None
         if not interrupted:
             self._reap(wait=True)
+
+    def _soon(self, storage: Storage, fn: Callable[..., Any], *args: Any) -> None:
+        """A write: now on a disk; on a remote store in an upload thread, so that its round
+        trips overlap the tasks still to run."""
+        if isinstance(storage, LocalStorage):
+            fn(*args)
+            return
+        self._pending.append(self._pool().submit(fn, *args))
+        self._reap(wait=False)
 
     def _pool(self) -> Any:
         if self._uploads is None:
