@@ -16,13 +16,15 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..events import Status, TaskResult
-from .artifacts import Damaged, entry_name, parse_entry, restore, store
+from .artifacts import Damaged, Prefetched, entry_name, object_names, parse_entry, restore, store
 from .key import environment, key_of, recipe, why_not_cacheable
 from .storage import LocalStorage, Storage, open_storage, shown
 
 # Uploads to a remote cache at once, in threads of the flow process (object stores answer
 # concurrent requests well; each upload is mostly waiting).
 UPLOADS = 8
+# At most this many bytes of small remote objects are fetched ahead of the restores.
+PREFETCH = 256 << 20
 
 if TYPE_CHECKING:
     from ..attempt import Attempt
@@ -42,6 +44,7 @@ class Cache:
         self.broken = False  # unreachable or unwritable: said once, then left alone
         self.read_only = False  # storing failed once: restores may still work
         self._entries: dict[str, bytes | None] = {}  # fetched ahead (None: absent)
+        self._objects: Prefetched | None = None  # small remote objects, fetched ahead
         self._uploads: Any = None  # a thread pool for stores into a remote cache
         self._pending: list[Any] = []
         self._env: dict[str, str] | None = None
@@ -83,7 +86,7 @@ class Cache:
         if entry is None or storage is None:
             return None
         try:
-            restore(storage, entry, run.outputs)
+            restore(self._objects or storage, entry, run.outputs)
         except Damaged as exc:
             self.warn(f"the cache entry of {task.task_id} is damaged ({exc}); running the task")
             return None
@@ -158,6 +161,7 @@ class Cache:
         will_run = set(plan.to_run)
         restorable: set[str] = set()
         promised: dict[str, Any] = {}
+        wanted: list[tuple[str, int]] = []  # objects the restores will read: (name, size)
         for layer in _layers(plan.to_run, plan.graph.deps, will_run):
             keyed = {}
             for tid in layer:
@@ -175,6 +179,12 @@ class Cache:
                 if entry is not None:
                     restorable.add(tid)
                     promised.update({o["key"]: o.get("fingerprint") for o in entry["outputs"]})
+                    wanted += object_names(entry) if quiet else []
+        if wanted and self._storage is not None and not self._storage.cheap_exists:
+            try:
+                self._objects = Prefetched(self._storage, wanted, PREFETCH)
+            except Exception:  # noqa: BLE001 - the restores will ask again, one by one
+                self._objects = None
         return restorable
 
     def _fetch_ahead(self, keys: list[str]) -> None:

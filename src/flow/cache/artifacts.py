@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -114,6 +115,36 @@ def _sha256_file(path: str) -> tuple[str, int]:
 
 
 # -- reading and restoring ----------------------------------------------------------------------
+def object_names(entry: dict[str, Any]) -> list[tuple[str, int]]:
+    """The objects an entry names, with their sizes."""
+    files = [
+        f for out in entry["outputs"] for f in ([out] if out["type"] == "file" else out["files"])
+    ]
+    return [(object_name(f["sha256"]), f["size"]) for f in files]
+
+
+class Prefetched:
+    """A store whose small objects the restores will read were fetched ahead, in concurrent
+    requests, up to ``budget`` bytes; each is handed out once (and verified like any other)."""
+
+    def __init__(self, storage: Storage, wanted: list[tuple[str, int]], budget: int) -> None:
+        self.storage = storage
+        names = []
+        for name, size in dict(wanted).items():
+            if size <= SMALL and size <= budget:
+                names.append(name)
+                budget -= size
+        found = storage.read_many(names)
+        self.objects = {name: data for name, data in found.items() if data is not None}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
+
+    def open(self, name: str, size: int) -> Any:
+        data = self.objects.pop(name, None)
+        return io.BytesIO(data) if data is not None else self.storage.open(name, size)
+
+
 def parse_entry(data: bytes, key: str, outputs: list[LocalTarget]) -> dict[str, Any]:
     """The entry for ``key``, checked to be one the cache wrote for these outputs."""
     try:
