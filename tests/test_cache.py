@@ -619,3 +619,19 @@ def test_flow_build_takes_the_cache_and_lists_restored_tasks(clones):
     )
     ok, restored, ran = json.loads(proc.stdout.strip().splitlines()[-1])
     assert ok and sorted(restored) == sorted(ALL) and ran == []
+
+
+def test_outputs_outside_the_project_are_never_cached(tmp_path):
+    """A task writing outside its project (an absolute path: no clone shares it) always runs;
+    a task beside it in the project is restored."""
+    elsewhere = tmp_path / "elsewhere"
+    flowfile = OPT_OUT.replace(
+        'return flow.LocalTarget("out/stamp.txt")', f"return flow.LocalTarget({str(elsewhere)!r})"
+    ).replace("    cacheable = False\n", "")
+    a, b = _clone(tmp_path / "a", flowfile), _clone(tmp_path / "b", flowfile)
+    cache = str(tmp_path / "cache")
+    assert _build(a, "--cache", cache, "All")[0] == 0
+    elsewhere.unlink()
+    code, doc, err = _build(b, "--cache", cache, "All")
+    got = {t["task"]: t["status"] for t in doc["tasks"]}
+    assert code == 0 and got["Stamp()"] == "ran" and got["Hello()"] == "restored", err
