@@ -43,7 +43,8 @@ class Cache:
         self._storage: Storage | None = None
         self.broken = False  # unreachable or unwritable: said once, then left alone
         self.read_only = False  # storing failed once: restores may still work
-        self._entries: dict[str, bytes | None] = {}  # fetched ahead (None: absent)
+        # Entries fetched ahead, by key: their bytes, None when absent, or once read, the entry.
+        self._entries: dict[str, Any] = {}
         self._objects: Prefetched | None = None  # small remote objects, fetched ahead
         self._uploads: Any = None  # a thread pool for stores into a remote cache
         self._pending: list[Any] = []
@@ -223,6 +224,8 @@ class Cache:
             return None
         if key in self._entries:
             data = self._entries[key]
+            if isinstance(data, dict):  # parsed by the forecast
+                return data
         else:
             try:
                 data = storage.read(entry_name(key))
@@ -238,6 +241,8 @@ class Cache:
                 self.warn(f"the cache entry of {tid} is damaged ({exc}); running the task")
             return None
         entry["raw"] = data
+        if key in self._entries:
+            self._entries[key] = entry
         return entry
 
     def _environment(self, ctx: Context, cls: type) -> dict[str, str]:
