@@ -602,7 +602,8 @@ def test_credentials_in_a_cache_url_are_never_shown(clones):
 
 
 def test_flow_build_takes_the_cache_and_lists_restored_tasks(clones):
-    """The library entry point: flow.build(..., cache=DIR); result.restored names the tasks."""
+    """The library entry point: flow.build(..., cache=DIR); result.restored names the tasks,
+    and subscribers hear each restored task finish, never start."""
     a, b, cache = clones
     assert _build(a, "--cache", cache, "Report")[0] == 0
     script = (
@@ -611,14 +612,23 @@ def test_flow_build_takes_the_cache_and_lists_restored_tasks(clones):
         "import flow\n"
         "from flow.report import Reporter\n"
         "from Flowfile import Report\n"
-        f"result = flow.build([Report()], cache={cache!r}, reporter=Reporter(quiet=True))\n"
-        "print(json.dumps([bool(result), result.restored, result.ran]))\n"
+        "class Heard:\n"
+        "    started, finished = [], []\n"
+        "    def task_started(self, tid, k, n): self.started.append(tid)\n"
+        "    def task_finished(self, r, k, n): self.finished.append([r.task_id, r.status])\n"
+        "heard = Heard()\n"
+        f"result = flow.build([Report()], cache={cache!r}, reporter=Reporter(quiet=True),\n"
+        "                     subscribers=(heard,))\n"
+        "print(json.dumps([bool(result), result.restored, result.ran, heard.started,\n"
+        "                  heard.finished]))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", script], cwd=b.root, capture_output=True, text=True, timeout=60
     )
-    ok, restored, ran = json.loads(proc.stdout.strip().splitlines()[-1])
+    ok, restored, ran, started, finished = json.loads(proc.stdout.strip().splitlines()[-1])
     assert ok and sorted(restored) == sorted(ALL) and ran == []
+    # A restored task never started (Luigi's START handlers do not fire): it only finished.
+    assert started == [] and finished == [[tid, "restored"] for tid in ALL]
 
 
 def test_outputs_outside_the_project_are_never_cached(tmp_path):

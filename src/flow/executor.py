@@ -238,12 +238,13 @@ class Executor:
         tid = task.task_id
         run = attempt.begin(self.ctx, task, d, locks)
         self.running[tid] = run
-        p = self.progress
-        self.events.task_started(tid, p.done + 1, max(p.total, p.done + 1))
+        # A restored task never started: subscribers hear only that it finished, restored.
         if self.cache is not None and (restored := self.cache.restore(self.ctx, run)):
             del self.running[tid]
             self._count_finished(self._set(restored))
             return restored
+        p = self.progress
+        self.events.task_started(tid, p.done + 1, max(p.total, p.done + 1))
         job = Job(task, run.outputs, run.before, self._drive)
         backend = self.backend if self.backend.accepts(task) else self.local
         backend.submit(job)
