@@ -645,3 +645,44 @@ def test_outputs_outside_the_project_are_never_cached(tmp_path):
     code, doc, err = _build(b, "--cache", cache, "All")
     got = {t["task"]: t["status"] for t in doc["tasks"]}
     assert code == 0 and got["Stamp()"] == "ran" and got["Hello()"] == "restored", err
+
+
+TWO = """
+import flow
+
+
+class First(flow.Task):
+    def output(self):
+        return flow.LocalTarget("blocked/x.txt")
+
+    def run(self):
+        with self.output().open("w") as f:
+            f.write("x")
+
+
+class Second(flow.Task):
+    def output(self):
+        return flow.LocalTarget("free/y.txt")
+
+    def run(self):
+        with self.output().open("w") as f:
+            f.write("y")
+
+
+class Both(flow.WrapperTask):
+    def requires(self):
+        return [First(), Second()]
+"""
+
+
+def test_a_restore_the_project_cannot_take_is_a_miss_for_that_task_only(tmp_path):
+    """In B a file stands where First's output directory belongs: its restore fails (a warning
+    naming it, then it runs and fails as it would), and the cache still serves Second."""
+    a, b = _clone(tmp_path / "a", TWO), _clone(tmp_path / "b", TWO)
+    cache = str(tmp_path / "cache")
+    assert _build(a, "--cache", cache, "Both")[0] == 0
+    b.write("blocked", "a file, not a directory")
+    code, doc, err = _build(b, "--cache", cache, "-k", "Both")
+    got = {t["task"]: t["status"] for t in doc["tasks"]}
+    assert code == 1 and got["First()"] == "failed" and got["Second()"] == "restored", err
+    assert "cannot restore the outputs of First()" in err and "unusable" not in err

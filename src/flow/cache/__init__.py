@@ -16,7 +16,16 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..events import Status, TaskResult
-from .artifacts import Damaged, Prefetched, entry_name, object_names, parse_entry, restore, store
+from .artifacts import (
+    Damaged,
+    Prefetched,
+    Unwritable,
+    entry_name,
+    object_names,
+    parse_entry,
+    restore,
+    store,
+)
 from .key import environment, key_of, recipe, why_not_cacheable
 from .storage import LocalStorage, Storage, open_storage, shown
 
@@ -90,6 +99,9 @@ class Cache:
             restore(self._objects or storage, entry, run.outputs)
         except Damaged as exc:
             self.warn(f"the cache entry of {task.task_id} is damaged ({exc}); running the task")
+            return None
+        except Unwritable as exc:
+            self.warn(f"cannot restore the outputs of {task.task_id} ({exc}); running the task")
             return None
         except Exception as exc:  # noqa: BLE001 - unreachable mid-way, denied: never a crash
             self.give_up(exc)

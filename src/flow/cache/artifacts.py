@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from typing import Any
 
 from ..target import TMP_SUFFIX, LocalTarget
@@ -30,6 +31,19 @@ _CHUNK = 1 << 20
 
 class Damaged(Exception):
     """An entry or object is not what the cache wrote: a miss, said once."""
+
+
+class Unwritable(Exception):
+    """The project's side of a restore failed (a directory that cannot be written): a miss
+    for this task; the cache itself is fine."""
+
+
+@contextlib.contextmanager
+def _writing_locally() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise Unwritable(f"{exc.filename or ''}: {exc.strerror or exc}") from None
 
 
 def entry_name(key: str) -> str:
@@ -218,27 +232,31 @@ def restore(storage: Storage, entry: dict[str, Any], outputs: list[LocalTarget])
         for _, tmp in staged:
             _discard(tmp)
         raise
-    for out, tmp in staged:
-        if os.path.isdir(tmp) or os.path.isdir(out.path):
-            out.remove()  # a stale directory output: replaced whole, as the task would
-        os.replace(tmp, out.path)
+    with _writing_locally():
+        for out, tmp in staged:
+            if os.path.isdir(tmp) or os.path.isdir(out.path):
+                out.remove()  # a stale directory output: replaced whole, as the task would
+            os.replace(tmp, out.path)
 
 
 def _stage(storage: Storage, path: str, d: dict[str, Any], damage: list[Damaged]) -> str:
     head, tail = os.path.split(path)
-    if head:
-        os.makedirs(head, exist_ok=True)
     tmp = os.path.join(head, f".{tail}.{os.urandom(4).hex()}{TMP_SUFFIX}")
     try:
         if d["type"] == "file":
+            with _writing_locally():
+                if head:
+                    os.makedirs(head, exist_ok=True)
             _fetch(storage, d, tmp, damage)
             return tmp
-        os.mkdir(tmp)
-        for name in d["dirs"]:
-            os.makedirs(os.path.join(tmp, *name.split("/")), exist_ok=True)
+        with _writing_locally():
+            os.makedirs(tmp)
+            for name in d["dirs"]:
+                os.makedirs(os.path.join(tmp, *name.split("/")), exist_ok=True)
         for f in d["files"]:
             dest = os.path.join(tmp, *f["path"].split("/"))
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with _writing_locally():
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
             _fetch(storage, f, dest, damage)
         return tmp
     except BaseException:
@@ -257,11 +275,14 @@ def _fetch(storage: Storage, d: dict[str, Any], dest: str, damage: list[Damaged]
     except FileNotFoundError:
         damage.append(Damaged(f"the object {name} is missing"))
         return
-    with src, open(dest, "wb") as f:
-        while chunk := src.read(_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-            f.write(chunk)
+    with src:
+        with _writing_locally():
+            f = open(dest, "wb")
+        with f:
+            while chunk := src.read(_CHUNK):
+                h.update(chunk)
+                size += len(chunk)
+                f.write(chunk)
     if h.hexdigest() != d["sha256"] or size != d["size"]:
         with contextlib.suppress(Exception):  # heal the cache: the next store uploads it again
             storage.delete(name)
