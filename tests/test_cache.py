@@ -686,3 +686,13 @@ def test_a_restore_the_project_cannot_take_is_a_miss_for_that_task_only(tmp_path
     got = {t["task"]: t["status"] for t in doc["tasks"]}
     assert code == 1 and got["First()"] == "failed" and got["Second()"] == "restored", err
     assert "cannot restore the outputs of First()" in err and "unusable" not in err
+
+
+def test_show_config_says_the_cache_came_from_flow_cache(clones):
+    """FLOW_CACHE beats [tool.flow] cache, and --show-config names it as the source."""
+    a, _, cache = clones
+    a.write("pyproject.toml", '[tool.flow]\ncache = "elsewhere"\n')
+    proc = a.run("--json", "--show-config", env={"FLOW_CACHE": cache})
+    option = json.loads(proc.stdout)["options"]["cache"]
+    assert option["value"] == cache and option["from"] == "FLOW_CACHE"
+    assert "# FLOW_CACHE" in a.run("--show-config", env={"FLOW_CACHE": cache}).stdout

@@ -148,12 +148,14 @@ def cli(ctx: click.Context, tokens: tuple[str, ...], **opts: Any) -> None:
     of an upstream class. With no TASK, the Flowfile's `default` (or its first task) is built.
     """
     # Which options the command line gave: those beat their [tool.flow] defaults.
-    # FLOW_CACHE counts as given too: the environment beats the configuration file.
+    # FLOW_CACHE counts as given too (the environment beats the configuration file), marked
+    # "env:NAME" for --show-config.
+    sources = {name: ctx.get_parameter_source(name) for name in opts}
+    env = {f"env:{n}" for n, src in sources.items() if src is ParameterSource.ENVIRONMENT}
     given = frozenset(
-        name
-        for name in opts
-        if ctx.get_parameter_source(name)
-        in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+        {n for n, src in sources.items() if src is ParameterSource.COMMANDLINE}
+        | {n.removeprefix("env:") for n in env}
+        | env
     )
     ctx.exit(invoke(list(tokens), opts, {**(ctx.obj or {}), "given": given}))
 

@@ -104,7 +104,8 @@ def describe(
             value = opts.get(key)
             if name == "jobs" and opts.get("workers") is not None:
                 value = opts["workers"]
-            options[name] = _origin(value, "command line")
+            source = "FLOW_CACHE" if f"env:{key}" in given else "command line"
+            options[name] = _origin(value, source)
         elif entry is not None:
             options[name] = _origin(option_value(name, entry), entry.path, entry.line)
         else:
@@ -147,7 +148,7 @@ def render(doc: dict[str, Any], json_mode: bool) -> str:
     lines.append("settings:")
     for text, o in rows:
         where = o["from"] if o["line"] is None else f"{o['from']}:{o['line']}"
-        if o["from"] not in ("command line", "default"):
+        if o["from"] not in ("command line", "FLOW_CACHE", "default"):
             where = display(where)
         note = "  (not used yet)" if o.get("used") is False and o["from"] != "default" else ""
         lines.append(f"  {text:<{width}}  # {where}{note}")
