@@ -183,7 +183,7 @@ def test_show_config_prints_each_setting_with_its_file_and_line(project):
     assert proc.returncode == 0, proc.stderr
     assert "SquaredNumbers.n=4" in proc.stdout and "luigi.cfg:5" in proc.stdout
     assert "jobs = 2" in proc.stdout and "pyproject.toml:2" in proc.stdout
-    assert "not used yet" in proc.stdout  # cache: kept until the cache lands
+    assert 'cache = "/tmp/c"' in proc.stdout and "not used yet" not in proc.stdout
     code, doc = project.run_json("--show-config")
     assert code == 0
     assert [p.rsplit("/", 1)[-1] for p in doc["files"]] == ["luigi.cfg", "pyproject.toml"]
@@ -191,7 +191,7 @@ def test_show_config_prints_each_setting_with_its_file_and_line(project):
         "SquaredNumbers": {"n": {"value": "4", "from": str(project.root / "luigi.cfg"), "line": 5}}
     }
     assert doc["options"]["jobs"]["from"] == str(project.root / "pyproject.toml")
-    assert doc["options"]["cache"]["used"] is False
+    assert doc["options"]["cache"]["value"] == "/tmp/c" and "used" not in doc["options"]["cache"]
 
 
 def test_a_private_value_is_not_shown(project):

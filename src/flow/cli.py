@@ -144,6 +144,18 @@ def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
     type=click.Path(dir_okay=False),
     help="Write a self-contained HTML report of the run (of the plan with -n) to FILE.",
 )
+@click.option(
+    "--cache",
+    metavar="URL",
+    envvar="FLOW_CACHE",
+    help="Restore stale tasks' outputs from a shared artifact cache (a directory or an fsspec "
+    "URL such as s3://bucket/prefix) and store what runs there; also FLOW_CACHE.",
+)
+@click.option(
+    "--cache-prune",
+    metavar="SIZE",
+    help="Trim the cache to SIZE (500MB, 2GiB), least recently used first, and exit.",
+)
 @click.version_option(__version__, "--version", prog_name="flow", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, tokens: tuple[str, ...], **opts: Any) -> None:
@@ -153,8 +165,14 @@ def cli(ctx: click.Context, tokens: tuple[str, ...], **opts: Any) -> None:
     of an upstream class. With no TASK, the Flowfile's `default` (or its first task) is built.
     """
     # Which options the command line gave: those beat their [tool.flow] defaults.
+    # FLOW_CACHE counts as given too (the environment beats the configuration file), marked
+    # "env:NAME" for --show-config.
+    sources = {name: ctx.get_parameter_source(name) for name in opts}
+    env = {f"env:{n}" for n, src in sources.items() if src is ParameterSource.ENVIRONMENT}
     given = frozenset(
-        name for name in opts if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+        {n for n, src in sources.items() if src is ParameterSource.COMMANDLINE}
+        | {n.removeprefix("env:") for n in env}
+        | env
     )
     ctx.exit(invoke(list(tokens), opts, {**(ctx.obj or {}), "given": given}))
 
@@ -217,6 +235,10 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
 
         reporter.text(script(cli, opts["completion"]).rstrip("\n"))
         return 0
+    if opts["cache"]:  # a directory is relative to where flow was started, not -C's
+        opts["cache"] = _cache_location(opts["cache"])
+    if opts["cache_prune"] is not None:
+        return _prune(opts, obj, reporter)
     if opts["directory"]:
         try:
             os.chdir(opts["directory"])
@@ -260,6 +282,7 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         check=opts["check"],
         touch=opts["touch"],
         explain=opts["explain"],
+        cache=opts["cache"],
     )
     if opts["dask"]:
         options["dask"] = opts["dask"]
@@ -318,6 +341,28 @@ def _serve_and_report_args(opts: dict[str, Any], tokens: list[str]) -> None:
         opts["serve"] = ""
     if opts["report"]:
         opts["report"] = os.path.abspath(opts["report"])
+
+
+def _cache_location(location: str) -> str:
+    if "://" in location:
+        return location
+    return os.path.abspath(os.path.expanduser(location))
+
+
+def _prune(opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> int:
+    """``--cache-prune SIZE``: needs no Flowfile, only the cache ([tool.flow] may name it)."""
+    from . import config as cfg
+    from .cache.prune import run_prune
+
+    if not opts["cache"]:
+        config = cfg.load_options(opts["directory"] or ".")
+        if config.flow is not None:
+            from .settings import apply_options
+
+            apply_options(config, opts, obj.get("given", frozenset()))
+    location = _cache_location(opts["cache"]) if opts["cache"] else None
+    reporter.text(run_prune(location, opts["cache_prune"]))
+    return 0
 
 
 def _load(opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> tuple[Any, Any]:

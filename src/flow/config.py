@@ -39,8 +39,8 @@ OPTIONS = {
     "resources": "a table of resource totals, e.g. [tool.flow.resources] with db = 1",
     "dask": "a scheduler address (tcp://HOST:PORT), local or local:N",
 }
-# Accepted and shown by --show-config, used once their features land (SPEC §9, §10).
-NOT_YET = ("cache",)
+# Accepted and shown by --show-config, used once their features land (none now).
+NOT_YET: tuple[str, ...] = ()
 
 
 class Config:

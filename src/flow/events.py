@@ -19,6 +19,7 @@ class Status(StrEnum):
     """What happened to one task in a run (its string value is the stable keyword)."""
 
     RAN = "ran"
+    RESTORED = "restored"  # its outputs came from the artifact cache instead of running it
     UP_TO_DATE = "up-to-date"
     FAILED = "failed"
     SKIPPED = "skipped"

@@ -27,6 +27,9 @@ from .graph import build_graph
 from .plan import Plan, make_plan
 from .task import DynamicRequirements, Task, flatten, map_structure
 
+# A task that ended with these wrote its outputs: tasks below it decide again before running.
+_WROTE = (Status.RAN, Status.RESTORED)
+
 
 @dataclass
 class Progress:
@@ -61,6 +64,7 @@ class Executor:
         backend: Backend | None = None,
         keep_going: bool = False,
         progress: Progress | None = None,
+        cache: Any = None,
     ) -> None:
         self.plan = plan
         self.ctx = ctx
@@ -70,6 +74,7 @@ class Executor:
             self.backend if isinstance(self.backend, InProcess) else InProcess(parallel=True)
         )
         self.keep_going = keep_going
+        self.cache = cache  # the artifact cache (flow.cache.Cache), or None
         self.root = os.getcwd()
         self.progress = progress or Progress(total=len(plan.to_run))
         self.results: dict[str, TaskResult] = {}
@@ -151,7 +156,7 @@ class Executor:
     def _begin(self, tid: str) -> TaskResult | None:
         """Settle a task or start it. None: it started, or its lock is busy."""
         task = self.plan.graph.tasks[tid]
-        if any(self.results[u].status is Status.RAN for u in self.plan.graph.deps[tid]):
+        if any(self.results[u].status in _WROTE for u in self.plan.graph.deps[tid]):
             try:
                 d = decide(task, self.ctx)  # an input may have changed since planning
             except FlowError as exc:  # a user's exists() or complete() failed, or a read did
@@ -231,8 +236,7 @@ class Executor:
         if refused:  # it needs more of a resource than there is
             self.ctx.manifest.locks.release(locks or [])
             return self._failed_before_start(tid, refused)
-        self._start(task, d, locks or [])
-        return None
+        return self._start(task, d, locks or [])
 
     def _failed_before_start(self, tid: str, error: str) -> TaskResult:
         result = self._set(TaskResult(tid, Status.FAILED, self.plan.decisions[tid], error=error))
@@ -243,13 +247,20 @@ class Executor:
         self.results[result.task_id] = result
         return result
 
-    def _start(self, task: Task, d: Decision, locks: list[str]) -> None:
+    def _start(self, task: Task, d: Decision, locks: list[str]) -> TaskResult | None:
+        """Start a stale task (None), or settle it from the artifact cache."""
         tid = task.task_id
         run = attempt.begin(self.ctx, task, d, locks)
         self.running[tid] = run
+        # A restored task never started: subscribers hear only that it finished, restored.
+        if self.cache is not None and (restored := self.cache.restore(self.ctx, run)):
+            del self.running[tid]
+            self._count_finished(self._set(restored))
+            return restored
         p = self.progress
         self.events.task_started(tid, p.done + 1, max(p.total, p.done + 1))
         self._submit(run)
+        return None
 
     def _submit(self, run: Attempt) -> None:
         task = run.task
@@ -298,6 +309,8 @@ class Executor:
             attempt.remove_written(run.outputs, run.before)  # the worker did; make sure
         result = self._set(attempt.finish(self.ctx, run, c.error, c.output))
         result.attempts = self.admission.attempts.get(c.task_id, 1)
+        if self.cache is not None and result.status is Status.RAN:
+            self.cache.store(self.ctx, run)
         self._count_finished(result)
         return result
 
@@ -357,7 +370,9 @@ class Executor:
         sub_plan = make_plan(graph, sub_ctx)
         self.progress.total += len(sub_plan.to_run)
         # The parent holds its locks while it waits: its dynamic dependencies run here, in order.
-        sub = Executor(sub_plan, sub_ctx, self.events, InProcess(), self.keep_going, self.progress)
+        sub = Executor(
+            sub_plan, sub_ctx, self.events, InProcess(), self.keep_going, self.progress, self.cache
+        )
         results = sub.execute()
         for tid, r in results.items():
             self.results.setdefault(tid, r)

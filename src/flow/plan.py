@@ -18,6 +18,7 @@ class Plan:
     # key of a missing external output -> the tasks that directly need it
     missing: dict[str, list[str]] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)  # tasks downstream of a missing external
+    restorable: set[str] = field(default_factory=set)  # dry run: the artifact cache has them
 
 
 def make_plan(graph: TaskGraph, ctx: Context) -> Plan:

@@ -147,6 +147,8 @@ class Reporter:
             return
         reason = result.decision.reason if result.decision else None
         why = f"  ({reason.kind})" if reason else ""
+        if result.status == "restored":
+            why = f"  restored from the cache{why}"
         self._line(f"[{k}/{n}] {result.task_id}  {_fmt_duration(result.duration)}{why}")
         if self.verbose:
             self._captured(result, self.out)
@@ -185,7 +187,11 @@ class Reporter:
             self.doc["summary"] = counts | {"adopted": len(adopted), "seconds": round(elapsed, 4)}
             return
         if not (
-            counts["ran"] or counts["failed"] or counts["skipped"] or counts["missing_external"]
+            counts["ran"]
+            or counts["restored"]
+            or counts["failed"]
+            or counts["skipped"]
+            or counts["missing_external"]
         ):
             if not self.quiet:
                 self._line(f"flow: everything is up to date ({_plural(counts['total'], 'task')})")
@@ -193,6 +199,8 @@ class Reporter:
         if self.quiet and not (counts["failed"] or counts["skipped"] or counts["missing_external"]):
             return
         parts = [f"{counts['ran']} ran", f"{counts['up_to_date']} up to date"]
+        if counts["restored"]:
+            parts.insert(1, f"{counts['restored']} restored from the cache")
         if counts["failed"]:
             parts.append(f"{counts['failed']} failed")
         if counts["missing_external"]:
@@ -230,6 +238,7 @@ class Reporter:
             run = set(plan.to_run)
             self.doc["plan"] = [_decision_json(plan, tid, tid in run) for tid in plan.graph.order]
             self.doc["would_run"] = list(plan.to_run)
+            self.doc["would_restore"] = [t for t in plan.to_run if t in plan.restorable]
             return
         for tid in plan.graph.order:
             for key in plan.decisions[tid].modified:
@@ -243,13 +252,16 @@ class Reporter:
                 f"flow: nothing to do: everything is up to date ({_plural(n_tasks, 'task')})"
             )
         else:
-            self._line(f"flow: {len(plan.to_run)} of {_plural(n_tasks, 'task')} would run:")
+            restoring = len(plan.restorable)
+            cached = f" ({restoring} from the cache)" if restoring else ""
+            self._line(f"flow: {len(plan.to_run)} of {_plural(n_tasks, 'task')} would run{cached}:")
             width = min(max(len(t) for t in plan.to_run), 60)
             for tid in plan.to_run:
                 d = plan.decisions[tid]
                 reasons = d.reasons if explain else d.reasons[:1]
                 first, *rest = reasons
-                self._line(f"  {tid:<{width}}  {first}")
+                cached = "  (the cache would restore it)" if tid in plan.restorable else ""
+                self._line(f"  {tid:<{width}}  {first}{cached}")
                 for r in rest:
                     self._line(f"  {'':<{width}}  {r}")
         adopt = [t for t in plan.graph.order if _adopted(plan.decisions[t])]
@@ -309,6 +321,7 @@ def _count(results: dict[str, TaskResult]) -> dict[str, int]:
     counts = {
         "total": 0,
         "ran": 0,
+        "restored": 0,
         "up_to_date": 0,
         "failed": 0,
         "skipped": 0,
@@ -337,6 +350,7 @@ def _decision_json(plan: Plan, tid: str, would_run: bool) -> dict[str, Any]:
         "params": task.to_str_params(),
         "kind": d.kind,
         "would_run": would_run,
+        "would_restore": tid in plan.restorable,
         "adopt": _adopted(d),
         "reasons": _reasons_json(d),
         "deps": plan.graph.deps[tid],

@@ -11,7 +11,7 @@ from .config import NOT_YET, OPTIONS, Config, parameter_entry, parse_value
 from .configfile import Entry, display
 from .errors import ConfigError
 
-# [tool.flow] name -> the click option it gives a default to (cache and serve have none yet).
+# [tool.flow] name -> the click option it gives a default to (serve has none yet).
 OPTION_KEYS = {
     "jobs": "jobs",
     "keep-going": "keep_going",
@@ -78,6 +78,8 @@ def apply_options(config: Config, opts: dict[str, Any], given: frozenset[str]) -
             continue
         if name == "flowfile":
             value = os.path.join(os.path.dirname(entry.path), value)
+        elif name == "cache" and "://" not in value:  # a directory, relative to the file
+            value = os.path.join(os.path.dirname(entry.path), os.path.expanduser(value))
         opts[key] = value
 
 
@@ -104,7 +106,8 @@ def describe(
             value = opts.get(key)
             if name == "jobs" and opts.get("workers") is not None:
                 value = opts["workers"]
-            options[name] = _origin(value, "command line")
+            source = "FLOW_CACHE" if f"env:{key}" in given else "command line"
+            options[name] = _origin(value, source)
         elif entry is not None:
             options[name] = _origin(option_value(name, entry), entry.path, entry.line)
         else:
@@ -147,7 +150,7 @@ def render(doc: dict[str, Any], json_mode: bool) -> str:
     lines.append("settings:")
     for text, o in rows:
         where = o["from"] if o["line"] is None else f"{o['from']}:{o['line']}"
-        if o["from"] not in ("command line", "default"):
+        if o["from"] not in ("command line", "FLOW_CACHE", "default"):
             where = display(where)
         note = "  (not used yet)" if o.get("used") is False and o["from"] != "default" else ""
         lines.append(f"  {text:<{width}}  # {where}{note}")

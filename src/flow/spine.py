@@ -66,6 +66,10 @@ class BuildResult:
         return self._with("skipped")
 
     @property
+    def restored(self) -> list[str]:
+        return self._with("restored")
+
+    @property
     def up_to_date(self) -> list[str]:
         return self._with("up-to-date")
 
@@ -94,6 +98,7 @@ def build(
     backend: Backend | None = None,
     subscribers: tuple[Any, ...] = (),
     dask: str | None = None,
+    cache: str | None = None,
     **luigi_options: Any,
 ) -> BuildResult:
     """Bring ``tasks`` up to date, running what is stale; the library entry point of the CLI.
@@ -112,6 +117,8 @@ def build(
         subscribers: more listeners to the build's events (see ``flow.events.Events``).
         dask: run the stale tasks on a Dask cluster: a scheduler address (``tcp://HOST:PORT``),
             or ``local`` / ``local:N`` for a local cluster of N worker processes.
+        cache: a directory or fsspec URL of a shared artifact cache: stale tasks whose outputs
+            it holds are restored from it instead of run, and what runs is stored in it.
 
     Returns:
         A BuildResult; a task failure is in it, never raised.
@@ -130,7 +137,10 @@ def build(
     try:
         ctx = _context(graph, manifest, force, events)
         plan = _plan(graph, ctx, events)
+        store = _cache(cache, events) if plan.to_run else None  # a no-op never loads it
         if readonly:
+            if store is not None and plan.to_run:
+                plan.restorable = store.forecast(plan, ctx)
             events.planned(plan, explain)
             status = EXIT_FAILED if plan.missing or (check and plan.to_run) else EXIT_OK
             return BuildResult(plan, exit_status=status)
@@ -138,12 +148,14 @@ def build(
             return _touch(plan, ctx, reporter)
         if explain:  # like ninja's -d explain: say why before doing it
             events.planned(plan, True)
+        if store is not None:
+            store.forecast(plan, ctx, quiet=True)  # fetches ahead what the restores will read
         events.run_started(plan)
         if dask and backend is None:
             backend = make_backend(jobs, dict(_class_overrides), dask, events)
         previous = progress.listen(events.task_progress)
         try:
-            results = _execute(plan, ctx, events, backend, jobs, keep_going)
+            results = _execute(plan, ctx, events, backend, jobs, keep_going, store)
         finally:
             progress.listen(previous)
         events.run_finished(results, time.perf_counter() - started, plan.missing)
@@ -205,18 +217,34 @@ def _execute(
     backend: Backend | None,
     jobs: int,
     keep_going: bool,
+    cache: Any = None,
 ) -> dict[str, TaskResult]:
     """Run the plan's stale tasks (none when an external input is missing, unless -k)."""
     if plan.missing and not keep_going:
         return _not_started(plan)
     backend = backend or make_backend(jobs, dict(_class_overrides))
     try:
-        results = Executor(plan, ctx, events, backend, keep_going).execute()
+        results = Executor(plan, ctx, events, backend, keep_going, cache=cache).execute()
+    except BaseException:
+        if cache is not None:
+            cache.close(interrupted=True)
+        raise
     finally:
         backend.close()
+    if cache is not None:
+        cache.close()  # uploads still under way finish before the summary
     ctx.manifest.save(stats=ctx.fingerprints.updates)
     _say_warnings(ctx.manifest, events)
     return results
+
+
+def _cache(location: str | None, events: Fanout) -> Any:
+    """The artifact cache of this run, or None (its module is imported only when asked for)."""
+    if not location:
+        return None
+    from .cache import Cache
+
+    return Cache(location, events.warning)
 
 
 def _say_warnings(manifest: Manifest, events: Fanout) -> None:
