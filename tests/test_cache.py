@@ -51,7 +51,6 @@ class Parts(flow.Task):
         return flow.LocalTarget("out/parts")
 
     def run(self):
-        self.output().remove()  # temporary_path() cannot replace a directory that exists
         with self.output().temporary_path() as tmp:
             os.makedirs(os.path.join(tmp, "nested", "deeper"))
             os.makedirs(os.path.join(tmp, "empty"))

@@ -821,3 +821,28 @@ def test_overridden_complete_decides_whether_the_task_runs(tmp_path, monkeypatch
     assert calls == []
     flow.build([CompleteOverride(done=False)])
     assert calls == [False]
+
+
+def test_temporary_path_replaces_an_existing_directory_output(project):
+    """A task rebuilding a directory output through temporary_path(): the new tree replaces the
+    old one (a directory cannot be renamed over a non-empty one), and nothing is left beside it."""
+    project.flowfile(
+        """
+        import os
+
+        class D(flow.Task):
+            v = flow.IntParameter(default=1)
+            def output(self):
+                return flow.LocalTarget("outdir")
+            def run(self):
+                with self.output().temporary_path() as tmp:
+                    os.makedirs(tmp)
+                    with open(os.path.join(tmp, f"f{self.v}.txt"), "w") as f:
+                        f.write(str(self.v))
+        """
+    )
+    assert project.run("D").returncode == 0
+    proc = project.run("D", "v=2")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(project.root / "outdir")) == ["f2.txt"]
+    assert not [n for n in os.listdir(project.root) if n.startswith(".outdir")]

@@ -170,10 +170,10 @@ class LocalTarget(FileSystemTarget):
         tmp = _tmp_sibling(self.path)
         try:
             yield tmp
+            _replace_path(tmp, self.path)
         except BaseException:
             _discard(tmp)
             raise
-        os.replace(tmp, self.path)
 
     @property
     def fn(self) -> str:  # Luigi's old name for the path
@@ -209,6 +209,23 @@ def _tree_snapshot(root: str) -> str:
             rel = os.path.relpath(full, root).encode("utf-8", "surrogateescape")
             h.update(b"%s\0%d %d %d\n" % (rel, st.st_mtime_ns, st.st_size, st.st_ino))
     return "tree:" + h.hexdigest()
+
+
+def _replace_path(tmp: str, path: str) -> None:
+    """Move ``tmp`` over ``path``. A directory cannot be renamed over a non-empty one: the old
+    one is first moved aside (under a temporary name, so a crash leaves nothing a later run
+    mistakes for output) and removed once the new one is in place."""
+    if not (os.path.isdir(tmp) and os.path.isdir(path) and not os.path.islink(path)):
+        os.replace(tmp, path)
+        return
+    aside = _tmp_sibling(path)
+    os.replace(path, aside)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.replace(aside, path)  # put the old one back: the task fails, the output stays
+        raise
+    _discard(aside)
 
 
 def _tmp_sibling(path: str) -> str:
