@@ -43,8 +43,9 @@ _PACKAGES = {
 }
 # Query-string keys whose values are credentials (Azure SAS, signed URLs).
 _SECRET_QUERY = ("sig", "signature", "token", "password", "secret", "key", "credential")
-# Where a "?" starts a real query string (elsewhere it is part of an object's name).
-_QUERY_PROTOCOLS = frozenset({"http", "https", "az", "abfs", "abfss", "adl"})
+# Where a "?" is part of an object's name (elsewhere it starts a query string, which may hold
+# a signature or a token: its values are hidden).
+_NAME_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "ftp", "sftp", "ssh", "memory", "hdfs"})
 # Storage options whose values are credentials, by a part of their name.
 _SECRET_OPTIONS = ("pass", "secret", "token", "key", "credential", "sas", "signature")
 # Spellings of one store: records use the first, so both name one output.
@@ -67,7 +68,7 @@ def redact(url: str) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2]
     query = parts.query
-    if query and parts.scheme.lower() in _QUERY_PROTOCOLS:
+    if query and parts.scheme.lower() not in _NAME_PROTOCOLS:
         pairs = [q.partition("=") for q in query.split("&")]
         query = "&".join(
             k + (s + "***" if s and k.lower().endswith(_SECRET_QUERY) else s + v)

@@ -139,14 +139,15 @@ class FsspecStorage:
 
     def __init__(self, url: str) -> None:
         self.url = shown(url)
+        from ..remote import RemoteError, RemoteTarget
+
+        # Made as remote targets make theirs: bounded timeouts (FLOW_REMOTE_TIMEOUT), netrc,
+        # credentials in the URL taken out of it, one clean message when a library is missing.
         try:
-            import fsspec
-        except ImportError:
-            raise OSError("the cache URL needs fsspec: pip install 'flow-build[remote]'") from None
-        try:
-            self.fs, root = fsspec.core.url_to_fs(url)
-        except ImportError as exc:
-            raise OSError(f"{exc}; pip install 'flow-build[remote]'") from None
+            probe = RemoteTarget(url)
+            self.fs, root = probe.fs, probe.fs_path
+        except RemoteError as exc:
+            raise OSError(str(exc)) from None
         self.root = root.rstrip("/")
         protocol = self.fs.protocol
         self.atomic_put = (protocol if isinstance(protocol, str) else protocol[0]) in ATOMIC_PUT
