@@ -10,12 +10,12 @@ import contextlib
 import io
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import FlowError
-from .target import TMP_SUFFIX, FileSystemTarget, Info
+from .target import TMP_SUFFIX, AtomicWriter, FileSystemTarget, Info
 
 # Seconds a network call may take before it fails: FLOW_REMOTE_TIMEOUT, or a storage option.
 DEFAULT_TIMEOUT = 10.0
@@ -604,64 +604,23 @@ def _missing_library(protocol: str, exc: ImportError) -> str:
     )
 
 
-class AtomicUpload(io.IOBase):
+class AtomicUpload(AtomicWriter):
     """A remote file being written: data goes to a local temporary file and is uploaded under
     the target's name on a clean close; an exception (or a dropped object) uploads nothing."""
 
     def __init__(self, target: RemoteTarget, binary: bool = False) -> None:
         self.target = target
         fd, self._local = tempfile.mkstemp(prefix="flow-upload-", suffix=TMP_SUFFIX)
-        self._file: IO[Any] = (
-            os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
-        )
-        self._done = False
+        self._file = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
 
-    def write(self, data: Any) -> int:
-        return self._file.write(data)
-
-    def writelines(self, lines: Iterable[Any]) -> None:  # type: ignore[override]
-        self._file.writelines(lines)
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def writable(self) -> bool:
-        return True
-
-    @property
-    def closed(self) -> bool:  # type: ignore[override]
-        return self._done
-
-    def close(self) -> None:
-        """Commit: upload what was written (Luigi's ``open('w') ... close()`` habit)."""
-        if self._done:
-            return
-        self._done = True
+    def _commit(self) -> None:
         try:
-            self._file.close()
             self.target.upload(self._local)
         finally:
             _unlink(self._local)
 
-    def discard(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        self._file.close()
+    def _abandon(self) -> None:
         _unlink(self._local)
-
-    def __enter__(self) -> AtomicUpload:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.discard()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.discard()
 
 
 def _unlink(path: str) -> None:

@@ -243,22 +243,18 @@ def _discard(tmp: str) -> None:
             os.unlink(tmp)
 
 
-class AtomicFile(io.IOBase):
-    """A file opened for writing whose content replaces ``path`` on a clean close."""
+class AtomicWriter(io.IOBase):
+    """A file being written whose data lands only on a clean close (``_commit``); a ``with``
+    block that raises, ``discard()`` or dropping it unclosed throws the data away (``_abandon``)."""
 
-    def __init__(self, path: str, binary: bool = False) -> None:
-        self.path = path
-        self.tmp_path = _tmp_sibling(path)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        try:
-            fd = os.open(self.tmp_path, flags, 0o666)
-        except FileNotFoundError:  # the directory is missing: create it only then (one syscall)
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            fd = os.open(self.tmp_path, flags, 0o666)
-        self._file: IO[Any] = (
-            os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
-        )
-        self._done = False
+    _file: IO[Any]
+    _done = False
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _abandon(self) -> None:
+        raise NotImplementedError
 
     def write(self, data: Any) -> int:
         return self._file.write(data)
@@ -280,12 +276,12 @@ class AtomicFile(io.IOBase):
         return self._done
 
     def close(self) -> None:
-        """Commit: move the written data into place (Luigi's ``open('w') ... close()`` habit)."""
+        """Commit (Luigi's ``open('w') ... close()`` habit)."""
         if self._done:
             return
         self._done = True
         self._file.close()
-        os.replace(self.tmp_path, self.path)
+        self._commit()
 
     def discard(self) -> None:
         """Throw the written data away; the target is left as it was."""
@@ -293,9 +289,9 @@ class AtomicFile(io.IOBase):
             return
         self._done = True
         self._file.close()
-        _discard(self.tmp_path)
+        self._abandon()
 
-    def __enter__(self) -> AtomicFile:
+    def __enter__(self) -> AtomicWriter:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -303,6 +299,32 @@ class AtomicFile(io.IOBase):
             self.close()
         else:
             self.discard()
+
+    def __del__(self) -> None:
+        # Dropped without close(): the write never finished, so it must not land.
+        with contextlib.suppress(Exception):
+            self.discard()
+
+
+class AtomicFile(AtomicWriter):
+    """A file opened for writing whose content replaces ``path`` on a clean close."""
+
+    def __init__(self, path: str, binary: bool = False) -> None:
+        self.path = path
+        self.tmp_path = _tmp_sibling(path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            fd = os.open(self.tmp_path, flags, 0o666)
+        except FileNotFoundError:  # the directory is missing: create it only then (one syscall)
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            fd = os.open(self.tmp_path, flags, 0o666)
+        self._file = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
+
+    def _commit(self) -> None:
+        os.replace(self.tmp_path, self.path)
+
+    def _abandon(self) -> None:
+        _discard(self.tmp_path)
 
     def __del__(self) -> None:
         # Dropped without close(): the write never finished, so it must not land.

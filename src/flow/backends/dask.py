@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import FlowError
 from ..task import Task
 from . import Completion, Job
-from .pool import _in_memory, describe, init_spec
+from .pool import accept_spec, init_spec, taken_spec
 
 # How long to wait for a scheduler (and for a local cluster's first worker) before giving up.
 CONNECT_TIMEOUT = 10.0
@@ -182,16 +182,10 @@ class DaskBackend:
 
     # -- the Backend protocol ---------------------------------------------------------------------
     def accepts(self, task: Task) -> bool:
-        if _in_memory(task):
-            return False
-        spec = describe(task)
-        if spec is not None:
-            self._specs[id(task)] = spec
-        return spec is not None
+        return accept_spec(task, self._specs)
 
     def submit(self, job: Job) -> None:
-        spec = self._specs.pop(id(job.task), None) or describe(job.task)
-        assert spec is not None, "submit() a task that accepts() took"
+        spec = taken_spec(job, self._specs)
         self._connect()
         self._check_workers_see(spec)
         self._warn_local_targets(job)

@@ -106,16 +106,10 @@ class ProcessPool:
         self._progress: Any = None  # a queue of (task id, message, percentage) from workers
 
     def accepts(self, task: Task) -> bool:
-        if _in_memory(task):
-            return False
-        spec = describe(task)
-        if spec is not None:
-            self._specs[id(task)] = spec
-        return spec is not None
+        return accept_spec(task, self._specs)
 
     def submit(self, job: Job) -> None:
-        spec = self._specs.pop(id(job.task), None) or describe(job.task)
-        assert spec is not None, "submit() a task that accepts() took"
+        spec = taken_spec(job, self._specs)
         executor = self._idle.pop() if self._idle else self._new()
         from .worker import work
 
@@ -207,6 +201,23 @@ class ProcessPool:
             self._pass_progress()
             self._progress.close()
             self._progress = None
+
+
+def accept_spec(task: Task, specs: dict[int, Any]) -> bool:
+    """Whether a worker process can run ``task`` (its spec is kept in ``specs`` for submit)."""
+    if _in_memory(task):
+        return False
+    spec = describe(task)
+    if spec is not None:
+        specs[id(task)] = spec
+    return spec is not None
+
+
+def taken_spec(job: Job, specs: dict[int, Any]) -> Any:
+    """The spec ``accept_spec`` kept for the job's task."""
+    spec = specs.pop(id(job.task), None) or describe(job.task)
+    assert spec is not None, "submit() a task that accepts() took"
+    return spec
 
 
 def _in_memory(task: Task) -> bool:

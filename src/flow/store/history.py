@@ -17,6 +17,7 @@ from typing import Any
 
 from . import FLOW_DIR, HISTORY_NAME
 from .database import move_aside
+from .database import transaction as _transaction
 
 DEFAULT_KEEP = 100  # runs kept; [tool.flow] history = N changes it
 OUTPUT_TAIL = 4000  # characters of a failed task's output kept
@@ -153,17 +154,6 @@ def _connect_writable(path: str) -> sqlite3.Connection:
     except BaseException:
         db.close()
         raise
-
-
-@contextlib.contextmanager
-def _transaction(db: sqlite3.Connection) -> Any:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 # -- reading (the visualiser, the ETA): read-only, short, never blocking a writer -------------
