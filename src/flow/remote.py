@@ -12,78 +12,33 @@ import os
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from .errors import FlowError
+from .remote_store import (
+    ATOMIC_PUT,
+    FILESYSTEMS,
+    SAME_STORE,
+    RemoteError,
+    RemoteNotFound,
+    describe,
+    filesystem,
+    forget_filesystem,
+    fresh_info,
+    fs_token,
+    interruption,
+    is_remote,
+    is_root,
+    login_from_url,
+    missing_library,
+    protocol_of,
+    put,
+    redact,
+    secret_values,
+)
 from .target import TMP_SUFFIX, AtomicWriter, FileSystemTarget, Info
 
-# Seconds a network call may take before it fails: FLOW_REMOTE_TIMEOUT, or a storage option.
-DEFAULT_TIMEOUT = 10.0
-# How often s3fs retries a request that failed in a way it deems passing (its default is 5).
-S3_RETRIES = 1
-
-# Stores where an upload becomes visible only when complete (a single PUT or a completed
-# multipart upload): write straight to the name. Elsewhere: a temporary name, then a rename.
-_ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
 # Stores whose metadata says nothing reliable about content: hash the bytes.
 _HASH_CONTENT = frozenset({"memory"})
-# Packages to install per protocol, for the error when one is missing.
-_PACKAGES = {
-    "s3": "s3fs",
-    "s3a": "s3fs",
-    "gs": "gcsfs",
-    "gcs": "gcsfs",
-    "az": "adlfs",
-    "abfs": "adlfs",
-    "abfss": "adlfs",
-    "sftp": "paramiko",
-    "ssh": "paramiko",
-    "http": "aiohttp",
-    "https": "aiohttp",
-}
-# Query-string keys whose values are credentials (Azure SAS, signed URLs).
-_SECRET_QUERY = ("sig", "signature", "token", "password", "secret", "key", "credential")
-# Where a "?" is part of an object's name (elsewhere it starts a query string, which may hold
-# a signature or a token: its values are hidden).
-_NAME_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "ftp", "sftp", "ssh", "memory", "hdfs"})
-# Storage options whose values are credentials, by a part of their name.
-_SECRET_OPTIONS = ("pass", "secret", "token", "key", "credential", "sas", "signature")
-# Spellings of one store: records use the first, so both name one output.
-_SAME_STORE = {"s3a": "s3", "gcs": "gs"}
-
-
-class RemoteError(FlowError):
-    """A remote store failed: unreachable, denied, missing bucket, or a library is missing."""
-
-
-class RemoteNotFound(RemoteError, FileNotFoundError):
-    """What was asked for is not there (an object, a bucket): still a FileNotFoundError."""
-
-
-def redact(url: str) -> str:
-    """``url`` without user name, password or credential query values: what flow shows and
-    records."""
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    query = parts.query
-    if query and parts.scheme.lower() not in _NAME_PROTOCOLS:
-        pairs = [q.partition("=") for q in query.split("&")]
-        query = "&".join(
-            k + (s + "***" if s and k.lower().endswith(_SECRET_QUERY) else s + v)
-            for k, s, v in pairs
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def protocol_of(url: str) -> str:
-    return url.split("://", 1)[0].lower() if "://" in url else "file"
-
-
-def is_remote(url: str) -> bool:
-    """True for a URL that names a store other than the local disk."""
-    return "://" in url and protocol_of(url) not in ("file", "local")
 
 
 class RemoteTarget(FileSystemTarget):
@@ -109,9 +64,9 @@ class RemoteTarget(FileSystemTarget):
         self.protocol = protocol_of(url)
         self.path = redact(url)
         scheme, sep, rest = self.path.partition("://")
-        self.key: str = _SAME_STORE.get(scheme.lower(), scheme) + sep + rest
+        self.key: str = SAME_STORE.get(scheme.lower(), scheme) + sep + rest
         self.format = format
-        self._url, self._options = _login_from_url(url, self.protocol, storage_options)
+        self._url, self._options = login_from_url(url, self.protocol, storage_options)
 
     @property
     def url(self) -> str:
@@ -140,7 +95,7 @@ class RemoteTarget(FileSystemTarget):
 
         def look(fs: Any, path: str) -> Info:
             try:
-                meta = _fresh_info(fs, path)
+                meta = fresh_info(fs, path)
             except FileNotFoundError:
                 return Info(False)
             return Info(True, self._fingerprint(fs, path, meta))
@@ -150,7 +105,7 @@ class RemoteTarget(FileSystemTarget):
     def _using(self, action: str, work: Any) -> Any:
         """``work(fs, path)`` with clean errors; once more on a new connection when a reused
         one failed (an FTP server drops an idle client, as between watch-mode rebuilds)."""
-        reused = _token(self._url, self._options) in _FILESYSTEMS
+        reused = fs_token(self._url, self._options) in FILESYSTEMS
         try:
             with self._errors(action):
                 return work(self.fs, self.fs_path)
@@ -211,7 +166,7 @@ class RemoteTarget(FileSystemTarget):
             writer = AtomicUpload(self, binary=self.format is not None or mode == "wb")
             return writer if self.format is None else _formatted(self.format, writer, mode)  # type: ignore[return-value]
         # Looking first reconnects a dropped connection here, not in the middle of a read.
-        raw = self._using("open", lambda fs, path: _fresh_info(fs, path) and fs.open(path, "rb"))
+        raw = self._using("open", lambda fs, path: fresh_info(fs, path) and fs.open(path, "rb"))
         if self.format is not None:
             return _formatted(self.format, raw, mode)
         return raw if mode == "rb" else io.TextIOWrapper(raw, encoding="utf-8")
@@ -219,7 +174,7 @@ class RemoteTarget(FileSystemTarget):
     def remove(self) -> None:
         """Delete the object (or everything under a directory); a missing one is not an error."""
 
-        if _is_root(self._url):
+        if is_root(self._url):
             raise RemoteError(
                 f"refusing to remove {self.path}: it is a whole bucket or server root; "
                 "declare the objects (or a prefix) the task writes instead"
@@ -227,7 +182,7 @@ class RemoteTarget(FileSystemTarget):
 
         def remove(fs: Any, path: str) -> None:
             try:
-                meta = _fresh_info(fs, path)
+                meta = fresh_info(fs, path)
             except FileNotFoundError:
                 return
             if meta.get("type") == "directory":
@@ -243,7 +198,7 @@ class RemoteTarget(FileSystemTarget):
         of a hand-edited output, before flow rebuilds it."""
 
         def get(fs: Any, path: str) -> None:
-            if _fresh_info(fs, path).get("type") == "directory":
+            if fresh_info(fs, path).get("type") == "directory":
                 fs.get(path.rstrip("/") + "/", local_path, recursive=True)
             else:
                 fs.get_file(path, local_path)
@@ -252,7 +207,7 @@ class RemoteTarget(FileSystemTarget):
 
     def clean_temporaries(self) -> None:
         """Temporary uploads (``.name.<hex>.flow-tmp``) a killed run left beside the target."""
-        if self.protocol in _ATOMIC_PUT:
+        if self.protocol in ATOMIC_PUT:
             return  # uploads there are never visible half-done: nothing to clean
         with self._errors("clean up beside"):
             fs, path = self.fs, self.fs_path
@@ -266,7 +221,7 @@ class RemoteTarget(FileSystemTarget):
 
     def upload(self, local_path: str) -> None:
         """Put a local file under this target's name, atomically."""
-        self._using("write", lambda fs, path: _put(fs, self.protocol, local_path, path))
+        self._using("write", lambda fs, path: put(fs, self.protocol, local_path, path))
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -276,21 +231,21 @@ class RemoteTarget(FileSystemTarget):
         except RemoteError:
             raise
         except ImportError as exc:
-            raise RemoteError(_missing_library(self.protocol, exc)) from None
+            raise RemoteError(missing_library(self.protocol, exc)) from None
         except FileNotFoundError as exc:
-            message = self._scrub(_describe(exc))
+            message = self._scrub(describe(exc))
             raise RemoteNotFound(f"cannot {action} {self.path}: not found ({message})") from None
         except Exception as exc:  # noqa: BLE001 - every store raises its own types
-            interrupted = _interruption(exc)
+            interrupted = interruption(exc)
             if interrupted is not None:  # Ctrl-C or SIGTERM, hidden by a failed cleanup
                 raise interrupted from None
             forget_filesystem(self._url, self._options)  # reconnect next time (FTP drops idlers)
-            message = self._scrub(_describe(exc))
+            message = self._scrub(describe(exc))
             raise RemoteError(f"cannot {action} {self.path}: {message}") from None
 
     def _scrub(self, text: str) -> str:
         """``text`` with every credential this target knows replaced by ``***``."""
-        secrets = [v for v in _secret_values(self._options) if len(v) >= 4]
+        secrets = [v for v in secret_values(self._options) if len(v) >= 4]
         userinfo = urlsplit(self._url).netloc.rpartition("@")[0]
         secrets += [s for s in userinfo.split(":") if len(s) >= 4]
         for secret in secrets:
@@ -408,200 +363,10 @@ def metadata_fingerprint(protocol: str, meta: dict[str, Any]) -> str | None:
     return None
 
 
-_FILESYSTEMS: dict[tuple[str, str], Any] = {}
-
-
-def _token(url: str, options: dict[str, Any]) -> tuple[str, str]:
-    """What tells filesystems apart: protocol, host part of the URL, storage options."""
-    host = url.split("/", 3)[2] if "://" in url else ""
-    return protocol_of(url), repr((host, sorted(options.items())))
-
-
-def forget_filesystem(url: str, options: dict[str, Any]) -> None:
-    """Drop the filesystem of ``url``, so the next use connects afresh."""
-    _FILESYSTEMS.pop(_token(url, options), None)
-
-
-def filesystem(url: str, options: dict[str, Any]) -> Any:
-    """The fsspec filesystem for ``url``: defaults < fsspec's configuration < ``options``.
-    Made once per process and set of options (FTP connects when made)."""
-    protocol = protocol_of(url)
-    token = _token(url, options)
-    found = _FILESYSTEMS.get(token)
-    if found is not None:
-        return found
-    try:
-        import fsspec
-        from fsspec.core import url_to_fs
-    except ImportError:
-        raise RemoteError(
-            f"remote targets ({protocol}://) need fsspec: pip install 'flow-build[remote]'"
-        ) from None
-    configured = fsspec.config.conf.get(protocol, {})
-    merged = _with_defaults(url, configured, options)
-    fs, _ = url_to_fs(url, **merged)
-    if protocol in ("s3", "s3a") and "retries" not in configured:
-        fs.retries = S3_RETRIES  # s3fs's own retry loop, on top of botocore's: keep it bounded
-    _FILESYSTEMS[token] = fs
-    return fs
-
-
-def _with_defaults(url: str, configured: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """Bounded timeouts (FLOW_REMOTE_TIMEOUT) and netrc credentials under what was configured."""
-    protocol = protocol_of(url)
-    timeout = _timeout()
-    given = {**configured, **options}
-    merged = dict(options)
-    if protocol in ("s3", "s3a"):
-        config = dict(given.get("config_kwargs") or {})
-        config.setdefault("connect_timeout", timeout)
-        config.setdefault("read_timeout", timeout)
-        config.setdefault("retries", {"max_attempts": 2, "mode": "standard"})
-        merged["config_kwargs"] = config
-    elif protocol in ("ftp", "sftp", "ssh"):
-        if "timeout" not in given:
-            merged["timeout"] = timeout
-        parts = urlsplit(url)
-        if protocol == "ftp" and not parts.username and "username" not in given:
-            merged.update(_netrc_login(parts.hostname or ""))
-    return merged
-
-
-def _timeout() -> float:
-    text = os.environ.get("FLOW_REMOTE_TIMEOUT") or ""
-    try:
-        return float(text) if text else DEFAULT_TIMEOUT
-    except ValueError:
-        raise RemoteError(
-            f"FLOW_REMOTE_TIMEOUT={text!r} is not a number of seconds (e.g. FLOW_REMOTE_TIMEOUT=30)"
-        ) from None
-
-
-def _netrc_login(host: str) -> dict[str, str]:
-    """FTP's user and password for ``host`` from ~/.netrc, as ftp(1) and curl read them."""
-    import netrc
-
-    try:
-        found = netrc.netrc().authenticators(host)
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return {}
-    if not found:
-        return {}
-    login, _, password = found
-    return {"username": login, "password": password or ""}
-
-
-def _interruption(exc: BaseException) -> BaseException | None:
-    """A KeyboardInterrupt (or flow's Terminated) that ``exc`` was raised while handling: an
-    upload cut by Ctrl-C fails again while closing, and that error must not hide the signal."""
-    seen: set[int] = set()
-    cause = exc.__context__
-    while cause is not None and id(cause) not in seen:
-        if not isinstance(cause, Exception):
-            return cause
-        seen.add(id(cause))
-        cause = cause.__context__
-    return None
-
-
-def _secret_values(options: dict[str, Any]) -> list[str]:
-    """The string values of options named like credentials, nested dicts included."""
-    found = []
-    for name, value in options.items():
-        if isinstance(value, dict):
-            found += _secret_values(value)
-        elif isinstance(value, str) and any(s in name.lower() for s in _SECRET_OPTIONS):
-            found.append(value)
-    return found
-
-
-def _login_from_url(url: str, protocol: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """FTP and SFTP credentials in the URL become options (percent-decoded, so a password may
-    hold ``@ : / #``), and the URL handed to fsspec carries none."""
-    if protocol not in ("ftp", "sftp", "ssh"):
-        return url, dict(options)
-    parts = urlsplit(url)
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    if not at:
-        return url, dict(options)
-    from urllib.parse import unquote
-
-    user, colon, password = userinfo.partition(":")
-    found = {"username": unquote(user)}
-    if colon:
-        found["password"] = unquote(password)
-    bare = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
-    return bare, {**found, **options}
-
-
-def _is_root(url: str) -> bool:
-    """A whole bucket (``s3://bucket``) or a server's root directory (``ftp://host/``)."""
-    parts = urlsplit(url)
-    rest = parts.netloc + parts.path if protocol_of(url) == "memory" else parts.path
-    return not rest.strip("/")
-
-
 def _formatted(fmt: Any, binary_file: Any, mode: str) -> Any:
     from .format import wrap
 
     return wrap(fmt, binary_file, mode)
-
-
-def _fresh_info(fs: Any, path: str) -> dict[str, Any]:
-    """``fs.info(path)`` asked of the store, not of a listing fsspec cached (FTP answers from
-    the parent's listing: drop that too)."""
-    fs.invalidate_cache(path)
-    fs.invalidate_cache(path.rstrip("/").rpartition("/")[0] or "/")
-    return dict(fs.info(path))
-
-
-def _put(fs: Any, protocol: str, local_path: str, path: str) -> None:
-    """Upload so that ``path`` is never half-written: one put on object stores, else a
-    temporary sibling renamed over it."""
-    if protocol in _ATOMIC_PUT:
-        fs.put_file(local_path, path)
-    else:
-        head, _, tail = path.rpartition("/")
-        if head:
-            fs.makedirs(head, exist_ok=True)
-        tmp = f"{head}/.{tail}.{os.urandom(4).hex()}{TMP_SUFFIX}"
-        try:
-            fs.put_file(local_path, tmp)
-            _replace(fs, tmp, path)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                fs.rm(tmp)
-            raise
-    fs.invalidate_cache(path)
-
-
-def _replace(fs: Any, tmp: str, path: str) -> None:
-    """Rename ``tmp`` over ``path``; where the server refuses to overwrite, remove it first."""
-    try:
-        fs.mv(tmp, path)
-    except Exception:
-        fs.invalidate_cache(path)
-        if not fs.exists(path):
-            raise
-        fs.rm(path)
-        fs.mv(tmp, path)
-
-
-def _describe(exc: BaseException) -> str:
-    """The store's own message, one line."""
-    text = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, TimeoutError | OSError) and not str(exc).strip():
-        text = f"{type(exc).__name__} (no answer in time)"
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return first if len(first) < 300 else first[:300] + "..."
-
-
-def _missing_library(protocol: str, exc: ImportError) -> str:
-    package = _PACKAGES.get(protocol) or getattr(exc, "name", None) or "its fsspec library"
-    return (
-        f"{protocol}:// targets need the package {package}: "
-        f"pip install 'flow-build[remote]' (or pip install {package})"
-    )
 
 
 class AtomicUpload(AtomicWriter):
