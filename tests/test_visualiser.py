@@ -628,3 +628,22 @@ def test_requests_for_another_host_name_are_refused(served: tuple[Project, str])
     assert raw_status(url, "/", host_header="evil.example") == 403
     for name in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
         assert raw_status(url, "/api/runs", host_header=name) == 200, name
+
+
+def test_a_burst_of_status_messages_under_j2_never_hangs_the_build(project):
+    """Found by a tester: thousands of large messages from a -j 2 worker filled the pipe of the
+    progress queue, and the worker could not exit while flow shut the pool down: flow hung."""
+    project.flowfile(
+        """
+        import time
+
+        class Burst(flow.Task):
+            n = flow.IntParameter(default=3000)
+            def run(self):
+                time.sleep(0.3)
+                for k in range(self.n):
+                    self.set_status_message(f"{k:06d} " + "x" * 1990)
+        """
+    )
+    proc = project.run("-j", "2", "Burst", timeout=180)
+    assert proc.returncode == 0, proc.stderr

@@ -193,6 +193,7 @@ class ProcessPool:
         self._busy.clear()
 
     def close(self) -> None:
+        self._pass_progress()
         for executor in [*self._idle, *(e for e, _ in self._busy.values())]:
             executor.shutdown(wait=True)
         self._idle.clear()

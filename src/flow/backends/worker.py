@@ -44,6 +44,10 @@ def initialize(spec: dict[str, Any], reports: Any = None) -> None:
     if reports is not None:
         from .. import progress
 
+        # A worker must be able to exit with reports still unsent (a burst of status messages
+        # fills the pipe while flow is shutting the pool down): progress may be lost, a build
+        # must never hang on it.
+        reports.cancel_join_thread()
         progress.listen(lambda *report: reports.put(report))
     _pending_overrides[:] = spec["overrides"]
 
