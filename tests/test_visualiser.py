@@ -647,3 +647,95 @@ def test_a_burst_of_status_messages_under_j2_never_hangs_the_build(project):
     )
     proc = project.run("-j", "2", "Burst", timeout=180)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_rewired_graph_or_new_insignificant_value_is_stored_anew(project):
+    """Found by a tester: a graph with the same ids and upstream counts reused the stored one,
+    so the page showed old edges and old insignificant values."""
+    import sqlite3
+
+    project.flowfile(
+        """
+        import os
+
+        class X(flow.Task):
+            def run(self):
+                pass
+        class Y(flow.Task):
+            def run(self):
+                pass
+        class Z(flow.Task):
+            note = flow.Parameter(default="", significant=False)
+            def requires(self):
+                return X() if os.environ.get("WIRE") == "X" else Y()
+            def run(self):
+                pass
+        class All(flow.WrapperTask):
+            note = flow.Parameter(default="", significant=False)
+            def requires(self):
+                return [X(), Y(), Z(note=self.note)]
+        """
+    )
+    for wire, note in (("X", "one"), ("Y", "one"), ("Y", "two"), ("Y", "two")):
+        proc = project.run("All", f"note={note}", env={"WIRE": wire})
+        assert proc.returncode == 0, proc.stderr
+    db = sqlite3.connect(project.root / ".flow" / "history.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM graphs").fetchone()[0] == 3
+
+
+def test_a_run_id_of_non_ascii_digits_is_a_404_not_a_crash(served: tuple[Project, str]) -> None:
+    """Found by a tester: b"\\xb2" (superscript two) passed isdigit() and crashed int()."""
+    project, url = served
+    assert project.run("All").returncode == 0
+    import socket
+
+    assert raw_status(url, "/api/runs/%C2%B2") == 404
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    for raw in (b"\xb2", b"\xb9", b"\xc2\xb2"):
+        with socket.create_connection((host, int(port)), timeout=30) as conn:
+            conn.sendall(b"GET /api/runs/" + raw + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            status = conn.recv(100).split(b" ")[1]
+        assert status == b"404", raw
+    assert get(url + "/api/runs") is not None  # the server is still answering
+
+
+def test_report_path_is_relative_to_where_flow_started_and_refused_with_watch(
+    project: Project,
+) -> None:
+    """Found by a tester: -C moved a relative --report FILE into the project; -w ignored it."""
+    project.flowfile(FLOWFILE)
+    here = project.root / "elsewhere"
+    here.mkdir()
+    proc = project.run("-C", str(project.root), "--report", "r.html", "All", cwd=here)
+    assert proc.returncode == 0, proc.stderr
+    assert (here / "r.html").exists() and not (project.root / "r.html").exists()
+    proc = project.run("-w", "--report", "w.html", "All")
+    assert proc.returncode == 2 and "--report" in proc.stderr and "-w" in proc.stderr
+
+
+def test_set_tracking_url_is_luigis_and_shows_as_the_message(project: Project) -> None:
+    project.flowfile(
+        """
+        class T(flow.Task):
+            def run(self):
+                self.set_tracking_url("http://tracker.example/job/7")
+        """
+    )
+    assert project.run("T").returncode == 0
+    db = sqlite3.connect(project.root / ".flow" / "history.sqlite")
+    messages = [r[0] for r in db.execute("SELECT * FROM tasks")]
+    assert messages, "no task row"
+    row = db.execute("SELECT * FROM tasks").fetchone()
+    assert "tracking: http://tracker.example/job/7" in row
+
+
+def test_a_full_disk_or_a_lock_never_moves_a_healthy_history_aside() -> None:
+    """Found by a tester: "database or disk is full" counted as damage, and a good history was
+    renamed away; only a damaged file is."""
+    from flow.store.history import _damaged
+
+    assert not _damaged(sqlite3.OperationalError("database or disk is full"))
+    assert not _damaged(sqlite3.OperationalError("database is locked"))
+    assert not _damaged(sqlite3.OperationalError("disk I/O error"))
+    assert _damaged(sqlite3.OperationalError("database disk image is malformed"))
+    assert _damaged(sqlite3.OperationalError("no such column: finished"))

@@ -184,12 +184,13 @@ def test_a_large_run_is_grouped_by_family_and_searchable(project: Project, brows
             def complete(self):
                 return False
 
-        class Top(flow.WrapperTask):
+        # A family named like an Object property ("constructor") once blanked the page.
+        class constructor(flow.WrapperTask):
             def requires(self):
                 return [Leaf(i=i) for i in range(1600)]
         """
     )
-    assert project.run("Top", timeout=300).returncode == 0
+    assert project.run("constructor", timeout=300).returncode == 0
     _, url = serve(project)
     browser.get(url)
     wait_for(browser, "document.querySelectorAll('#viewport .node').length == 2", "2 families")

@@ -14,7 +14,7 @@ import click
 from click.core import ParameterSource
 
 from ._version import __version__
-from .errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, FlowError, Terminated
+from .errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, FlowError, Terminated, UsageError
 
 GRAPH_FORMATS = ("dot", "mermaid", "json")
 
@@ -237,6 +237,10 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         return 0
     if opts["cache"]:  # a directory is relative to where flow was started, not -C's
         opts["cache"] = _cache_location(opts["cache"])
+    if opts["report"]:  # so is the report's FILE
+        if opts["watch"]:
+            raise UsageError("--report writes the page of one run: it cannot be used with -w")
+        opts["report"] = os.path.abspath(opts["report"])
     if opts["cache_prune"] is not None:
         return _prune(opts, obj, reporter)
     if opts["directory"]:
@@ -333,14 +337,11 @@ def _serve_default(opts: dict[str, Any], obj: dict[str, Any], config: Any) -> No
 
 
 def _serve_and_report_args(opts: dict[str, Any], tokens: list[str]) -> None:
-    """``--serve Build`` names a task, not an address; a relative ``--report`` FILE is relative
-    to where flow was started, not to the Flowfile."""
+    """``--serve Build`` names a task, not an address."""
     value = opts["serve"]
     if value and not (value.isdigit() or ":" in value):
         tokens.insert(0, value)
         opts["serve"] = ""
-    if opts["report"]:
-        opts["report"] = os.path.abspath(opts["report"])
 
 
 def _cache_location(location: str) -> str:

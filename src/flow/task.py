@@ -224,6 +224,10 @@ class Task(TaskApi, metaclass=Register):
 
         report(self.task_id, percentage=percentage)
 
+    def set_tracking_url(self, url: str) -> None:
+        """Where to follow the work outside flow (Luigi's name): shown as the status message."""
+        self.set_status_message(f"tracking: {url}")
+
     def clone(self, cls: type | None = None, **overrides: Any) -> Task:
         """A task of ``cls`` (default: this class) with the parameters it shares with this one."""
         cls = cls or type(self)

@@ -65,8 +65,8 @@ class HistoryWriter:
         try:
             return _connect_writable(self.path)
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise
+            if isinstance(exc, sqlite3.OperationalError) and not _damaged(exc):
+                raise  # locked, a full disk, an I/O error: the file is fine, this run is not
             aside = move_aside(self.path)
             self.warnings.append(
                 f"the run history {self.path} was unreadable ({exc}); moved it to {aside} "
@@ -157,6 +157,12 @@ def _connect_writable(path: str) -> sqlite3.Connection:
 
 
 # -- reading (the visualiser, the ETA): read-only, short, never blocking a writer -------------
+def _damaged(exc: sqlite3.OperationalError) -> bool:
+    """An operational error that means the file itself is bad (not locked, not a full disk)."""
+    text = str(exc)
+    return any(m in text for m in ("malformed", "not a database", "no such", "has no column"))
+
+
 def connect_readonly(directory: str = FLOW_DIR) -> sqlite3.Connection | None:
     """A read-only connection, or None when there is no history yet."""
     path = history_path(directory)
@@ -203,7 +209,7 @@ def read_run(db: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
             "SELECT id, started, finished, status, pid, graph, roots, dashboard FROM runs "
             "ORDER BY id DESC LIMIT 1"
         ).fetchone()
-    elif run_id.isdigit() and len(run_id) < 19:
+    elif run_id.isascii() and run_id.isdigit() and len(run_id) < 19:
         row = db.execute(
             "SELECT id, started, finished, status, pid, graph, roots, dashboard FROM runs "
             "WHERE id = ?",

@@ -49,7 +49,7 @@ def parse_address(text: str | None) -> tuple[str, int]:
         return DEFAULT
     host, sep, port = text.rpartition(":")
     host = host.strip("[]") if sep else DEFAULT[0]
-    if not port.isdigit() or int(port) > 65535 or (sep and not host):
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535 or (sep and not host):
         raise UsageError(
             f"--serve {text}: expected [HOST:]PORT, e.g. 8082 or 127.0.0.1:8082 "
             "(port 0 picks a free one)"

@@ -73,7 +73,7 @@
   function showRun(run) {
     if (run.id !== state.runId) return;
     state.run = run;
-    state.byId = {};
+    state.byId = Object.create(null);
     run.tasks.forEach(function (t) { state.byId[t.task] = t; });
     var shape = run.id + ":" + run.tasks.length;
     if (shape !== state.shape) { state.shape = shape; layout(run); fit(); }
@@ -87,7 +87,7 @@
     if (state.selected) showPanel(state.selected);
   }
   function drawCounts(run) {
-    var counts = {};
+    var counts = Object.create(null);
     run.tasks.forEach(function (t) { counts[t.status] = (counts[t.status] || 0) + 1; });
     var box = $("counts");
     clear(box);
@@ -99,7 +99,7 @@
     });
   }
   function families(run) {
-    var fam = {}, of = {};
+    var fam = Object.create(null), of = Object.create(null);
     run.tasks.forEach(function (t) {
       (fam[t.family] = fam[t.family] || []).push(t);
       of[t.task] = t.family;
@@ -138,7 +138,7 @@
   function draw(g) {
     var vp = $("viewport");
     clear(vp);
-    state.nodes = {};
+    state.nodes = Object.create(null);
     var crit = critical();
     var frag = document.createDocumentFragment();
     g.edges().forEach(function (e) {
@@ -167,7 +167,7 @@
     state.bounds = { w: g.graph().width || 1, h: g.graph().height || 1 };
   }
   function worst(tasks) {
-    var seen = {};
+    var seen = Object.create(null);
     tasks.forEach(function (t) { seen[t.status] = 1; });
     for (var i = 0; i < ORDER.length; i++) if (seen[ORDER[i]]) return ORDER[i];
     return "pending";
@@ -185,7 +185,7 @@
       node.rect.setAttribute("fill", COLORS[worst(tasks)]);
       var bars = node.g.querySelector(".bars");
       clear(bars);
-      var counts = {};
+      var counts = Object.create(null);
       tasks.forEach(function (t) { counts[t.status] = (counts[t.status] || 0) + 1; });
       var x = 0, w = node.n.width;
       ORDER.forEach(function (s) {
