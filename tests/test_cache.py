@@ -695,3 +695,68 @@ def test_show_config_says_the_cache_came_from_flow_cache(clones):
     option = json.loads(proc.stdout)["options"]["cache"]
     assert option["value"] == cache and option["from"] == "FLOW_CACHE"
     assert "# FLOW_CACHE" in a.run("--show-config", env={"FLOW_CACHE": cache}).stdout
+
+
+def test_credentials_in_an_unusable_cache_url_never_show(clones):
+    """Found by a tester: a store's message quoted the URL as given, password and signature
+    included; --show-config printed it too."""
+    a, _, _ = clones
+    url = "https://bob:hunter2@127.0.0.1:9/c?sig=SECRETSIG"
+    code, doc, err = _build(a, "--cache", url, "Report")
+    assert code == 0, err
+    assert "hunter2" not in err + json.dumps(doc) and "SECRETSIG" not in err + json.dumps(doc)
+    shown = a.run("--show-config", env={"FLOW_CACHE": "ftp://bob:hunter2@h/c?token=abcdef"})
+    assert "hunter2" not in shown.stdout + shown.stderr
+    assert "abcdef" not in shown.stdout + shown.stderr
+
+
+def test_prune_with_dry_run_is_refused_and_deletes_nothing(clones):
+    """Found by a tester: `flow -n --cache-prune 0` emptied the cache."""
+    a, _, cache = clones
+    assert _build(a, "--cache", cache, "Report")[0] == 0
+    before = sorted(p.name for p in Path(cache).rglob("*"))
+    proc = a.run("-n", "--cache", cache, "--cache-prune", "0")
+    assert proc.returncode == 2 and "-n" in proc.stderr
+    assert sorted(p.name for p in Path(cache).rglob("*")) == before
+
+
+def test_a_silent_s3_cache_is_one_warning_then_a_normal_build(clones):
+    """Found by a tester: an S3 endpoint that accepts and never answers hung the upload after
+    the build; the cache's filesystem now has the remote targets' bounded timeouts."""
+    pytest.importorskip("s3fs")
+    import socket
+    import threading
+
+    a, _, _ = clones
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(50)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        env = {
+            "FSSPEC_S3_ENDPOINT_URL": f"http://127.0.0.1:{server.getsockname()[1]}",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "y",
+            "FLOW_REMOTE_TIMEOUT": "1",
+        }
+        proc = a.run("-B", "--cache", "s3://flowcache/c", "Report", env=env, timeout=240)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.count("warning") >= 1 and "s3://flowcache/c" in proc.stderr
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        server.close()

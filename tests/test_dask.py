@@ -700,3 +700,27 @@ def test_workers_on_other_hosts_are_told_apart_from_this_machine():
     addresses = ["tcp://127.0.0.1:4000", "tcp://[::1]:4001", "tcp://10.255.0.7:4002"]
     assert remote_hosts(addresses) in ([], ["10.255.0.7"])  # [] only if that is this machine
     assert remote_hosts(["tcp://127.0.0.1:1", "tcp://localhost:2"]) == []
+
+
+@pytest.mark.parametrize(
+    "address", ["http://127.0.0.1:8787/status", "tcp://127.0.0.1", "tcp://u:pw1234@127.0.0.1:1"]
+)
+def test_an_unusable_scheduler_address_is_one_line_and_exit_2(project: Project, address: str):
+    """Found by a tester: the dashboard's URL, a missing port or credentials in the address
+    ended in a traceback with exit 1."""
+    pytest.importorskip("distributed")
+    project.flowfile(FAN_IN)
+    proc = project.run("--dask", address, "Sum", timeout=DEADLINE)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "pw1234" not in proc.stderr
+
+
+def test_retry_count_reruns_the_task_on_the_cluster(project: Project, cluster: Cluster):
+    """Found by a tester: a retry went to Dask under the same key, and Dask handed back the
+    failed result without running the task again."""
+    from test_luigi_scheduling import RETRY
+
+    project.flowfile(RETRY)
+    proc = project.run("--dask", cluster.address, "Flaky", "--fail-times", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert project.read("tries") == "xxx" and project.read("out/ok.txt") == "done"

@@ -242,6 +242,8 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
             raise UsageError("--report writes the page of one run: it cannot be used with -w")
         opts["report"] = os.path.abspath(opts["report"])
     if opts["cache_prune"] is not None:
+        if opts["dry_run"] or opts["check"]:
+            raise UsageError("--cache-prune deletes from the cache: it cannot be used with -n")
         return _prune(opts, obj, reporter)
     if opts["directory"]:
         try:

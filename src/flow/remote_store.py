@@ -148,6 +148,15 @@ def _with_defaults(url: str, configured: dict[str, Any], options: dict[str, Any]
     return merged
 
 
+def bounded(fs: Any, size: int = 0) -> dict[str, float]:
+    """A deadline for one whole call on an async store (fsspec's ``timeout=``): per-request
+    timeouts do not cover every wait (a PUT to a server that never answers hung without one).
+    It allows four timeouts, plus the transfer at 256 KiB/s."""
+    if not getattr(fs, "async_impl", False):
+        return {}
+    return {"timeout": 4 * _timeout() + size / (256 * 1024)}
+
+
 def _timeout() -> float:
     text = os.environ.get("FLOW_REMOTE_TIMEOUT") or ""
     try:
@@ -233,15 +242,16 @@ def fresh_info(fs: Any, path: str) -> dict[str, Any]:
 def put(fs: Any, protocol: str, local_path: str, path: str) -> None:
     """Upload so that ``path`` is never half-written: one put on object stores, else a
     temporary sibling renamed over it."""
+    deadline = bounded(fs, os.path.getsize(local_path))
     if protocol in ATOMIC_PUT:
-        fs.put_file(local_path, path)
+        fs.put_file(local_path, path, **deadline)
     else:
         head, _, tail = path.rpartition("/")
         if head:
             fs.makedirs(head, exist_ok=True)
         tmp = f"{head}/.{tail}.{os.urandom(4).hex()}{TMP_SUFFIX}"
         try:
-            fs.put_file(local_path, tmp)
+            fs.put_file(local_path, tmp, **deadline)
             _replace(fs, tmp, path)
         except BaseException:
             with contextlib.suppress(Exception):

@@ -112,6 +112,10 @@ def describe(
             options[name] = _origin(option_value(name, entry), entry.path, entry.line)
         else:
             options[name] = _origin(BUILT_IN[name], "default")
+        if name == "cache" and isinstance(options[name]["value"], str):
+            from .cache.storage import shown  # a cache URL may carry user:password@ or a token
+
+            options[name]["value"] = shown(options[name]["value"])
         if name in NOT_YET:
             options[name]["used"] = False  # shown, kept, and used once the feature lands
     options["flowfile"]["value"] = display(flowfile.path) if not json_paths else flowfile.path

@@ -83,6 +83,7 @@ class DaskBackend:
         self._probed: set[Any] = set()
         self._specs: dict[int, dict[str, Any]] = {}
         self._futures: dict[Any, str] = {}  # future -> task id
+        self._attempts: dict[str, int] = {}  # task id -> submissions in this build
         self._done: Any = None  # distributed.as_completed: finished futures with their replies
         self._warned_local = False
 
@@ -113,12 +114,23 @@ class DaskBackend:
         if self.address == "local":
             self._start_local(distributed)
         else:
+            from ..remote_store import redact
+
             try:
                 self._client = distributed.Client(self.address, timeout=CONNECT_TIMEOUT)
             except (OSError, TimeoutError) as exc:
                 raise FlowError(
-                    f"cannot reach the Dask scheduler at {self.address} within "
+                    f"cannot reach the Dask scheduler at {redact(self.address)} within "
                     f"{CONNECT_TIMEOUT:g} s ({type(exc).__name__}); is it running?"
+                ) from None
+            except Exception as exc:  # noqa: BLE001 - a bad scheme, no port, no TLS set-up
+                said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                userinfo = self.address.partition("://")[2].partition("/")[0].rpartition("@")[0]
+                if userinfo:
+                    said = said.replace(userinfo, "***")
+                raise FlowError(
+                    f"--dask {redact(self.address)}: not a usable scheduler address ({said}); "
+                    "give tcp://HOST:PORT (the scheduler's, not its dashboard's), local or local:N"
                 ) from None
         from .daskplugin import StopCancelled
 
@@ -192,6 +204,9 @@ class DaskBackend:
         from .daskworker import run_task
 
         key = task_key(job)
+        self._attempts[job.task_id] = self._attempts.get(job.task_id, 0) + 1
+        if self._attempts[job.task_id] > 1:  # retry_count: a key of its own, or Dask hands back
+            key = f"{key}-retry-{uuid.uuid4().hex}"  # the failed result it already holds
         future = self._client.submit(run_task, self._init, spec, key, key=key, pure=False)
         self._futures[future] = job.task_id
         self._done.add(future)

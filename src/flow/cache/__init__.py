@@ -48,7 +48,7 @@ class Cache:
 
     def __init__(self, location: str, warn: Callable[[str], None]) -> None:
         self.location = location
-        self.warn = warn
+        self.warn = lambda message: warn(_scrub(message, location))
         self._storage: Storage | None = None
         self.broken = False  # unreachable or unwritable: said once, then left alone
         self.read_only = False  # storing failed once: restores may still work
@@ -286,6 +286,22 @@ def _layers(order: list[str], deps: dict[str, list[str]], within: set[str]) -> l
 
 def _file(module: Any) -> Any:
     return getattr(module, "__file__", None)
+
+
+def _scrub(text: str, location: str) -> str:
+    """``text`` without the cache URL's user, password and query values (a store's message may
+    quote the URL as given)."""
+    if "://" not in location:
+        return text
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(location)
+    secrets = [parts.username, parts.password, *(v for _, v in parse_qsl(parts.query))]
+    text = text.replace(location, shown(location))
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
 
 
 def _text(exc: BaseException) -> str:

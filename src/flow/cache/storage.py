@@ -183,12 +183,15 @@ class FsspecStorage:
         return out
 
     def write(self, name: str, data: bytes) -> None:
+        from ..remote_store import bounded
+
         path = self._path(name)
+        deadline = bounded(self.fs, len(data))
         if self.atomic_put:
-            self.fs.pipe_file(path, data)
+            self.fs.pipe_file(path, data, **deadline)
             return
         tmp = _tmp_name(path)
-        self.fs.pipe_file(tmp, data)
+        self.fs.pipe_file(tmp, data, **deadline)
         self.fs.mv(tmp, path)
 
     def exists(self, name: str) -> bool:
@@ -204,12 +207,15 @@ class FsspecStorage:
         return f
 
     def put_file(self, name: str, local: str) -> None:
+        from ..remote_store import bounded
+
         path = self._path(name)
+        deadline = bounded(self.fs, os.path.getsize(local))
         if self.atomic_put:  # multipart uploads too: the object appears only once complete
-            self.fs.put_file(local, path)
+            self.fs.put_file(local, path, **deadline)
             return
         tmp = _tmp_name(path)
-        self.fs.put_file(local, tmp)
+        self.fs.put_file(local, tmp, **deadline)
         self.fs.mv(tmp, path)
 
     def touch(self, name: str, data: bytes) -> None:
