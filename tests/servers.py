@@ -3,11 +3,14 @@ server and pyftpdlib, each a subprocess whose request log the tests can read."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -152,6 +155,35 @@ def start_ftp(tmp: Path) -> FTP:
     root = tmp / "ftp-root"
     root.mkdir()
     return FTP(root, tmp / "ftp.log")
+
+
+@contextlib.contextmanager
+def black_hole() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts connections and never answers: the worst server."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(50)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        server.close()
 
 
 def env_without_proxies() -> dict[str, str]:

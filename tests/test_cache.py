@@ -724,39 +724,16 @@ def test_a_silent_s3_cache_is_one_warning_then_a_normal_build(clones):
     """Found by a tester: an S3 endpoint that accepts and never answers hung the upload after
     the build; the cache's filesystem now has the remote targets' bounded timeouts."""
     pytest.importorskip("s3fs")
-    import socket
-    import threading
+    from servers import black_hole
 
     a, _, _ = clones
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(50)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
+    with black_hole() as port:
         env = {
-            "FSSPEC_S3_ENDPOINT_URL": f"http://127.0.0.1:{server.getsockname()[1]}",
+            "FSSPEC_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
             "AWS_ACCESS_KEY_ID": "x",
             "AWS_SECRET_ACCESS_KEY": "y",
             "FLOW_REMOTE_TIMEOUT": "1",
         }
         proc = a.run("-B", "--cache", "s3://flowcache/c", "Report", env=env, timeout=240)
-        assert proc.returncode == 0, proc.stderr
-        assert proc.stderr.count("warning") >= 1 and "s3://flowcache/c" in proc.stderr
-    finally:
-        stop.set()
-        thread.join(5)
-        for conn in held:
-            conn.close()
-        server.close()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("warning") >= 1 and "s3://flowcache/c" in proc.stderr

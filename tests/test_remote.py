@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import servers
 from servers import FTP, S3, closed_port, env_without_proxies, start_ftp, start_s3
 
 fsspec = pytest.importorskip("fsspec", reason="fsspec is not installed: pip install -e '.[test]'")
@@ -784,31 +785,8 @@ def test_missing_bucket_inside_run_names_the_url_without_a_library_traceback(pro
 @pytest.fixture
 def black_hole():
     """A port that accepts connections and never answers."""
-    import socket
-    import threading
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(50)
-    held = []
-    stop = threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join(5)
-    for conn in held:
-        conn.close()
-    server.close()
+    with servers.black_hole() as port:
+        yield port
 
 
 def test_a_server_that_never_answers_fails_within_a_few_timeouts(project, black_hole):
