@@ -737,3 +737,26 @@ def test_a_silent_s3_cache_is_one_warning_then_a_normal_build(clones):
         proc = a.run("-B", "--cache", "s3://flowcache/c", "Report", env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("warning") >= 1 and "s3://flowcache/c" in proc.stderr
+
+
+def test_a_directory_output_named_with_a_trailing_slash_is_restored(tmp_path):
+    """Found by a tester: LocalTarget("out/gen/") was stored but never restored."""
+    flowfile = """
+import os
+import flow
+
+class Gen(flow.Task):
+    def output(self):
+        return flow.LocalTarget("out/gen/")
+    def run(self):
+        os.makedirs("out/gen", exist_ok=True)
+        with open("out/gen/a.txt", "w") as f:
+            f.write("generated")
+"""
+    a, b = _clone(tmp_path / "a", flowfile), _clone(tmp_path / "b", flowfile)
+    cache = str(tmp_path / "cache")
+    assert _build(a, "--cache", cache, "Gen")[0] == 0
+    code, doc, err = _build(b, "--cache", cache, "Gen")
+    assert code == 0 and "warning" not in err, err
+    assert [t["status"] for t in doc["tasks"]] == ["restored"]
+    assert (b.root / "out" / "gen" / "a.txt").read_text() == "generated"

@@ -225,7 +225,8 @@ def restore(storage: Storage, entry: dict[str, Any], outputs: list[LocalTarget])
     damage: list[Damaged] = []  # every object is checked: each bad one is removed from the cache
     try:
         for out, d in zip(outputs, entry["outputs"], strict=True):
-            staged.append((out, _stage(storage, out.path, d, damage)))
+            # "out/gen/" (Luigi's habit for a directory) is staged beside "out/gen".
+            staged.append((out, _stage(storage, _bare(out.path), d, damage)))
         if damage:
             raise damage[0]
     except BaseException:
@@ -236,7 +237,12 @@ def restore(storage: Storage, entry: dict[str, Any], outputs: list[LocalTarget])
         for out, tmp in staged:
             if os.path.isdir(tmp) or os.path.isdir(out.path):
                 out.remove()  # a stale directory output: replaced whole, as the task would
-            os.replace(tmp, out.path)
+            os.replace(tmp, _bare(out.path))
+
+
+def _bare(path: str) -> str:
+    """A path without its trailing slash (a directory named ``out/gen/``)."""
+    return path.rstrip("/" + os.sep) or path
 
 
 def _stage(storage: Storage, path: str, d: dict[str, Any], damage: list[Damaged]) -> str:
