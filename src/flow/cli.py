@@ -145,6 +145,14 @@ def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
     help="Write a self-contained HTML report of the run (of the plan with -n) to FILE.",
 )
 @click.option(
+    "--profile",
+    metavar="FILE",
+    envvar="FLOW_PROFILE",
+    type=click.Path(dir_okay=False),
+    help="Write the run's phases and tasks to FILE as a Chrome trace (open it in Perfetto); "
+    "also FLOW_PROFILE.",
+)
+@click.option(
     "--cache",
     metavar="URL",
     envvar="FLOW_CACHE",
@@ -226,10 +234,6 @@ def _report_errors(
 
 
 def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> int:
-    from .args import parse_tokens
-    from .render import render_graph, render_list
-    from .spine import build
-
     if opts.get("completion"):
         from .complete import script
 
@@ -241,6 +245,12 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         if opts["watch"]:
             raise UsageError("--report writes the page of one run: it cannot be used with -w")
         opts["report"] = os.path.abspath(opts["report"])
+    if opts["profile"]:
+        if opts["watch"]:
+            raise UsageError("--profile records one run: it cannot be used with -w")
+        opts["profile"] = os.path.abspath(opts["profile"])
+        if not os.path.isdir(os.path.dirname(opts["profile"])):
+            raise UsageError(f"--profile {opts['profile']}: its directory does not exist")
     if opts["cache_prune"] is not None:
         if opts["dry_run"] or opts["check"]:
             raise UsageError("--cache-prune deletes from the cache: it cannot be used with -n")
@@ -257,7 +267,43 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         tokens.insert(0, graph_fmt)  # `--graph Task`: the word was a task, not a format
         graph_fmt = "dot"
     _serve_and_report_args(opts, tokens)
-    flowfile, config = _load(opts, obj, reporter)
+    if opts["profile"]:
+        return _profiled(tokens, opts, obj, reporter, graph_fmt)
+    return _load_and_run(tokens, opts, obj, reporter, graph_fmt)
+
+
+def _profiled(
+    tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], reporter: Any, graph_fmt: Any
+) -> int:
+    """The run, with its phases and tasks written to ``--profile``'s FILE (even if it fails)."""
+    from . import timeline
+
+    timeline.start(opts["profile"])
+    try:
+        return _load_and_run(tokens, opts, obj, reporter, graph_fmt)
+    finally:
+        written = timeline.stop()
+        if written is not None:
+            try:
+                path = written.write()
+            except OSError as exc:
+                reporter.warning(f"cannot write the profile {written.path}: {exc.strerror}")
+            else:
+                if not reporter.json_mode:
+                    reporter.text(f"flow: wrote the profile {path}")
+
+
+def _load_and_run(
+    tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], reporter: Any, graph_fmt: Any
+) -> int:
+    """Load the Flowfile, then list, plan, build or serve as the options say."""
+    from .args import parse_tokens
+    from .render import render_graph, render_list
+    from .spine import build
+    from .timeline import phase
+
+    with phase("load Flowfile"):
+        flowfile, config = _load(opts, obj, reporter)
     _serve_default(opts, obj, config)
     if opts["show_config"]:
         from .settings import show_config
@@ -272,7 +318,8 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         from .ui.serve import serve
 
         return serve(opts["serve"], reporter, None)  # nothing to build: serve only
-    roots = parse_tokens(tokens, flowfile)
+    with phase("create the requested tasks"):
+        roots = parse_tokens(tokens, flowfile)
     jobs = opts["workers"] if opts["workers"] is not None else opts["jobs"]
     if jobs == 0:
         jobs = os.cpu_count() or 1

@@ -98,11 +98,18 @@ class Executor:
         # what they block) goes through the scheduler: a task the plan found up to date, with
         # nothing stale upstream, is settled at once, so one edited source in a 10,000-task
         # graph costs a few scheduler steps, not 10,000.
-        active = {t for t, d in decisions.items() if d.stale or d.missing_external}
+        active = {t for t, d in decisions.items() if (d.reasons and d.stale) or d.missing_external}
         active |= self.plan.blocked
+        results = self.results
         for tid in graph.order:
-            if tid not in active:
-                self._settle(graph.tasks[tid], decisions[tid])
+            if tid in active:
+                continue
+            d = decisions[tid]
+            if d.reasons or d.adopt or d.overwritten:  # kept hand edits, adoptions: say, record
+                self._settle(graph.tasks[tid], d)
+            else:  # the common case of a no-op, without the checks of _settle
+                status = Status.EXTERNAL if d.kind == "external" else Status.UP_TO_DATE
+                results[tid] = TaskResult(tid, status, d)
         if not active:
             return  # the no-op: the plan's verdicts stood; adopted outputs are recorded
         sorter = graphlib.TopologicalSorter(

@@ -5,7 +5,6 @@ Everything here is iterative: a 10,000-deep chain of tasks must not touch the re
 
 from __future__ import annotations
 
-import graphlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -197,13 +196,38 @@ def _check_not_the_store(tid: str, key: str, place: str, store: str) -> None:
 
 
 def _order(graph: TaskGraph) -> list[str]:
-    sorter = graphlib.TopologicalSorter(graph.deps)
-    try:
-        return list(sorter.static_order())
-    except graphlib.CycleError as exc:
-        cycle = list(exc.args[1])
-        # graphlib reports the cycle in successor order; print it the way requires() reads.
-        path = " -> ".join(reversed(cycle))
-        raise GraphError(
-            f"dependency cycle: {path}; break it by removing one of these requires()"
-        ) from None
+    """Every task after the tasks it requires: an iterative depth-first post-order from the
+    first task added (make's order), refusing a cycle with its path as requires() reads."""
+    deps = graph.deps
+    done: set[str] = set()
+    on_path: set[str] = set()
+    order: list[str] = []
+    for root in deps:
+        if root in done:
+            continue
+        stack = [(root, iter(deps[root]))]
+        on_path.add(root)
+        while stack:
+            tid, ups = stack[-1]
+            for up in ups:
+                if up in done:
+                    continue
+                if up in on_path:
+                    _cycle([t for t, _ in stack], up)
+                on_path.add(up)
+                stack.append((up, iter(deps.get(up, ()))))
+                break
+            else:
+                stack.pop()
+                on_path.discard(tid)
+                done.add(tid)
+                order.append(tid)
+    return order
+
+
+def _cycle(path: list[str], back_to: str) -> None:
+    """Raise the error of a cycle: ``path`` is the chain of requires() that led back to ``back_to``."""
+    loop = path[path.index(back_to) :] + [back_to]
+    raise GraphError(
+        f"dependency cycle: {' -> '.join(loop)}; break it by removing one of these requires()"
+    )

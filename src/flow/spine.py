@@ -29,6 +29,8 @@ from .report import Reporter
 from .store import store_dir
 from .store.records import Manifest
 from .task import Task, _class_overrides, is_external
+from .timeline import active as profiling
+from .timeline import phase
 
 # Between these many tasks, read the whole manifest at once rather than a query per output:
 # 10,000 records load in ~40 ms against ~150 ms of point queries. Past the upper bound the rows
@@ -127,16 +129,20 @@ def build(
     roots = [tasks] if isinstance(tasks, Task) else list(tasks)
     reporter = reporter if reporter is not None else Reporter()
     recorder = None if dry_run or check or touch else _recorder(reporter, jobs, luigi_options)
-    events = Fanout(reporter, *subscribers, recorder)
+    events = Fanout(reporter, *subscribers, recorder, profiling())
     subscribe_handlers(events)  # @Task.event_handler functions, called in this process
     jobs = int(luigi_options.pop("workers", jobs) or 1)
-    with _gc_paused():
+    with _gc_paused(), phase("expand the graph"):
         graph = build_graph(roots)
     readonly = dry_run or check
     manifest = Manifest(store_dir(), readonly=readonly)
     try:
-        ctx = _context(graph, manifest, force, events)
-        plan = _plan(graph, ctx, events)
+        with _gc_paused():
+            ctx = _context(graph, manifest, force, events)
+            plan = _plan(graph, ctx, events)
+        # The graph, the records and the plan live until the build ends: keep the cyclic
+        # collector from walking them again on every collection while tasks run.
+        gc.freeze()
         store = _cache(cache, events) if plan.to_run else None  # a no-op never loads it
         if readonly:
             if store is not None and plan.to_run:
@@ -162,9 +168,11 @@ def build(
         bad = any(r.status.blocks_downstream for r in results.values())
         return BuildResult(plan, results, EXIT_FAILED if bad or plan.missing else EXIT_OK)
     finally:
+        gc.unfreeze()
         manifest.close()
         if recorder is not None:
-            recorder.close()
+            with phase("close the run history"):
+                recorder.close()
             for message in recorder.warnings:
                 reporter.warning(message)
 
@@ -180,7 +188,7 @@ def _plan(graph: TaskGraph, ctx: Context, events: Fanout) -> Plan:
     """Decide every task; decide again if a damaged row turned up while deciding."""
     manifest = ctx.manifest
     recovered = manifest.recovered
-    with _gc_paused():
+    with _gc_paused(), phase("decide", tasks=len(graph.tasks)):
         plan = make_plan(graph, ctx)
     if manifest.recovered and not recovered:
         # The verdicts before the damaged row came from records now moved aside: decide again
@@ -195,7 +203,8 @@ def _plan(graph: TaskGraph, ctx: Context, events: Fanout) -> Plan:
 def _context(graph: TaskGraph, manifest: Manifest, force: bool, events: Fanout) -> Context:
     """What deciding needs; a writable run first cleans up after a killed one."""
     if PRELOAD_AT[0] <= len(graph.tasks) <= PRELOAD_AT[1]:
-        manifest.preload()
+        with phase("read the manifest"):
+            manifest.preload()
     # What run()s yielded last time joins the graph as requirements (one query when none did).
     add_recorded(graph, manifest.dynamic())
     _say_warnings(manifest, events)  # after the reads above: they may find a damaged row
@@ -224,7 +233,8 @@ def _execute(
         return _not_started(plan)
     backend = backend or make_backend(jobs, dict(_class_overrides))
     try:
-        results = Executor(plan, ctx, events, backend, keep_going, cache=cache).execute()
+        with phase("execute", stale=len(plan.to_run)):
+            results = Executor(plan, ctx, events, backend, keep_going, cache=cache).execute()
     except BaseException:
         if cache is not None:
             cache.close(interrupted=True)
@@ -233,7 +243,8 @@ def _execute(
         backend.close()
     if cache is not None:
         cache.close()  # uploads still under way finish before the summary
-    ctx.manifest.save(stats=ctx.fingerprints.updates)
+    with phase("save the manifest"):
+        ctx.manifest.save(stats=ctx.fingerprints.updates)
     _say_warnings(ctx.manifest, events)
     return results
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from .errors import ParameterError
 from .namespaces import for_module
-from .parameter import Parameter, ParameterVisibility
+from .parameter import _MISSING, Parameter, ParameterVisibility
 from .taskapi import TaskApi
 
 # Parameter values set on the command line for a class (`Task.param=value`): they replace the
@@ -70,6 +70,8 @@ class Register(type):
         # Later definitions (in a subclass) replace earlier ones of the same name.
         by_name = dict(params)
         cls._params = sorted(by_name.items(), key=lambda kv: kv[1]._order)  # type: ignore[attr-defined]
+        cls._param_names = frozenset(by_name)  # type: ignore[attr-defined]
+        cls._positional = [n for n, p in cls._params if p.positional]  # type: ignore[attr-defined]
         # namespace()/auto_namespace() name the classes defined after them (flow's own aside).
         if "task_namespace" not in ns and getattr(cls, "task_namespace", None) is None:
             if not cls.__module__.startswith("flow.") and (space := for_module(cls.__module__)):
@@ -135,26 +137,30 @@ class Task(TaskApi, metaclass=Register):
     def resolve_params(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Match positional and keyword arguments, defaults and overrides to parameter values."""
         family: str = cls.task_family  # type: ignore[assignment]
-        names = [n for n, _ in cls._params]
-        positional = [n for n, p in cls._params if p.positional]
-        if len(args) > len(positional):
-            raise ParameterError(
-                f"{family} takes {len(positional)} positional parameter(s) but {len(args)} were given"
-            )
-        given: dict[str, Any] = dict(zip(positional, args, strict=False))
-        for name, value in kwargs.items():
-            if name not in names:
-                raise ParameterError(_unknown_param_message(cls, name))
-            if name in given:
-                raise ParameterError(f"{family} got parameter '{name}' twice")
-            given[name] = value
+        given: dict[str, Any] = kwargs
+        if args:
+            positional = cls._positional  # type: ignore[attr-defined]
+            if len(args) > len(positional):
+                raise ParameterError(
+                    f"{family} takes {len(positional)} positional parameter(s) but {len(args)} "
+                    "were given"
+                )
+            given = dict(zip(positional, args, strict=False))
+            for name, value in kwargs.items():
+                if name in given:
+                    raise ParameterError(f"{family} got parameter '{name}' twice")
+                given[name] = value
+        if not cls._param_names.issuperset(given):  # type: ignore[attr-defined]
+            unknown = next(n for n in given if n not in cls._param_names)  # type: ignore[attr-defined]
+            raise ParameterError(_unknown_param_message(cls, unknown))
         values: dict[str, Any] = {}
+        overrides = _class_overrides
         for name, param in cls._params:
             if name in given:
                 raw = given[name]
-            elif (family, name) in _class_overrides:
-                raw = _class_overrides[(family, name)]
-            elif param.has_default:
+            elif overrides and (family, name) in overrides:
+                raw = overrides[(family, name)]
+            elif param._default is not _MISSING:
                 raw = param._default
             else:
                 raise ParameterError(
@@ -195,13 +201,22 @@ class Task(TaskApi, metaclass=Register):
         space at an end, or nothing at all) is written in double quotes with JSON escapes, so two
         different tasks never share an id: ``Label(first="Ann, last=Lee", last=x)``.
         """
-        quoted = _QUOTED.get(type(self))
-        if quoted is None:  # once per class: ids are made for every task of a big graph
-            quoted = _QUOTED[type(self)] = {k: p.quoted_in_id for k, p in self._params}
-        body = ", ".join(
-            f"{k}={_id_value(v) if quoted[k] else v}" for k, v in self.to_str_params().items()
-        )
-        return f"{self.task_family}({body})"
+        cls = type(self)
+        shape = _ID_SHAPE.get(cls)
+        if shape is None:  # once per class: ids are made for every task of a big graph
+            shape = _ID_SHAPE[cls] = _id_shape(cls)
+        if shape is _CUSTOM:  # a subclass with its own to_str_params()
+            quoted = {k: p.quoted_in_id for k, p in self._params}
+            items = self.to_str_params().items()
+            body = ", ".join(f"{k}={_id_value(v) if quoted[k] else v}" for k, v in items)
+            return f"{self.task_family}({body})"
+        values = self.param_kwargs
+        parts = []
+        for name, serialize, quoted in shape:
+            value = values[name]
+            text = "" if value is None else serialize(value)
+            parts.append(f"{name}={_id_value(text)}" if quoted else f"{name}={text}")
+        return f"{self.task_family}({', '.join(parts)})"
 
     def __repr__(self) -> str:
         return self.task_id
@@ -310,6 +325,13 @@ def flatten(struct: Any) -> list[Any]:
     """The leaves of None, a single item, a list/tuple/dict or a generator of items."""
     if struct is None:
         return []
+    kind = _LEAF.get(type(struct))
+    if kind is None:
+        kind = _LEAF[type(struct)] = _is_leaf_type(type(struct))
+    if kind:  # a single task or target, the commonest answer
+        return [struct]
+    if type(struct) is list and all(_LEAF.get(type(item)) for item in struct):
+        return list(struct)  # a flat list of tasks or targets: nothing to walk
     if isinstance(struct, dict):
         struct = struct.values()
     elif not isinstance(
@@ -333,6 +355,15 @@ def flatten(struct: Any) -> list[Any]:
     return out
 
 
+_LEAF: dict[type, bool] = {}  # type -> is a value of it a leaf of flatten() (never a generator)
+
+
+def _is_leaf_type(cls: type) -> bool:
+    """Values of ``cls`` are leaves: not None, a container, an iterator or a generator."""
+    # Iterator covers generators; it is structural (``__next__``), so it is asked per type.
+    return not issubclass(cls, (dict, list, tuple, set, frozenset, Iterator, type(None)))
+
+
 def map_structure(fn: Any, struct: Any) -> Any:
     """Apply ``fn`` to the leaves of a requires()/output() structure, keeping its shape."""
     if struct is None:
@@ -350,7 +381,20 @@ def map_structure(fn: Any, struct: Any) -> Any:
 _ID_SPECIAL = re.compile(r"[,=()\"'\\\n\r\t\x00-\x1f\x7f]|^\s|\s$")
 
 
-_QUOTED: dict[type, dict[str, bool]] = {}  # task class -> which parameters an id may quote
+# task class -> (name, serialize, quoted) of the parameters its id shows, or _CUSTOM.
+_ID_SHAPE: dict[type, Any] = {}
+_CUSTOM = object()
+
+
+def _id_shape(cls: Any) -> Any:
+    """What a task id of ``cls`` is made of: its significant, non-private parameters in order."""
+    if cls.to_str_params is not Task.to_str_params:
+        return _CUSTOM
+    return [
+        (name, p.serialize, p.quoted_in_id)
+        for name, p in cls._params
+        if p.significant and not p.private
+    ]
 
 
 def _id_value(text: str) -> str:
