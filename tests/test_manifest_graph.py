@@ -275,6 +275,22 @@ def test_manifest_records_round_trip(tmp_path):
     again.close()
 
 
+def test_manifest_tells_a_commit_by_another_process_from_its_own(tmp_path):
+    """The executor re-decides a task after taking its lock only when another flow has written
+    the manifest since this one opened it: its own writes do not count, another's do, for good."""
+    m = Manifest(str(tmp_path / ".flow"))
+    m.save([make_record("out/a.txt", 1)])
+    m.begin("T()", {"out/b.txt": ("out/b.txt", None)})
+    assert not m.others_committed()
+    other = Manifest(str(tmp_path / ".flow"))
+    other.save([make_record("out/c.txt", 2)])
+    other.close()
+    assert m.others_committed()
+    m.save([make_record("out/a.txt", 3)])
+    assert m.others_committed()  # sticky: verdicts made before may be stale
+    m.close()
+
+
 def test_manifest_save_replaces_the_record_of_an_output(tmp_path):
     m = Manifest(str(tmp_path / ".flow"))
     m.save([make_record("out/a.txt", 1)])

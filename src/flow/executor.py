@@ -186,8 +186,10 @@ class Executor:
                 self.events.task_waiting(tid)
             return None
         try:
-            # Another flow process may have built it since we planned: look again, afresh.
-            d = self._recheck(task, d)
+            # Another flow process may have built it since we planned: look again, afresh
+            # (needless when no other process has written the manifest since we opened it).
+            if self.ctx.manifest.others_committed():
+                d = self._recheck(task, d)
             if not d.stale:
                 self.ctx.manifest.locks.release(locks)
                 return self._settle(task, d)

@@ -71,6 +71,27 @@ class Manifest:
         check_layout(directory)
         self._open()
         self.unfinished = self._interrupted()
+        # Before anything is decided: what another flow commits after this, we have not seen.
+        self._data_version = self._version()
+        self._others = False
+
+    def _version(self) -> int | None:
+        """SQLite's data_version: it changes when another connection commits, never for ours."""
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("PRAGMA data_version").fetchone()
+        except sqlite3.DatabaseError:
+            return None
+        return int(row[0]) if row else None
+
+    def others_committed(self) -> bool:
+        """Has another connection (another flow process) committed to the manifest since it was
+        opened? Once true, true for the rest of this run: a verdict made earlier may be stale."""
+        if not self._others:
+            now = self._version()
+            self._others = now is None or now != self._data_version
+        return self._others
 
     def new_warnings(self) -> list[str]:
         """The warnings not handed out yet (opening, a damaged row found while reading...)."""
