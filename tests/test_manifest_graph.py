@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 import textwrap
 import time
@@ -289,6 +290,44 @@ def test_manifest_tells_a_commit_by_another_process_from_its_own(tmp_path):
     m.save([make_record("out/a.txt", 3)])
     assert m.others_committed()  # sticky: verdicts made before may be stale
     m.close()
+
+
+def _other_process_sees(directory: Path, key: str) -> tuple[bool, bool]:
+    """(has a record of ``key``, could take its lock), asked by another process: fcntl locks
+    belong to a process, so this one would always get its own."""
+    code = (
+        "import sys; from flow.store.records import Manifest; "
+        "m = Manifest(sys.argv[1], readonly=True); "
+        "print(m.get(sys.argv[2]) is not None, m.locks.probe(sys.argv[2]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(directory), key], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    recorded, free = out.stdout.split()
+    return recorded == "True", free == "True"
+
+
+def test_deferred_records_are_read_back_at_once_and_committed_with_the_next_write(tmp_path):
+    """A finished task's record shares the next task's journal commit; until then this process
+    reads it, other processes do not, and the task's locks stay held for them."""
+    directory = tmp_path / ".flow"
+    m = Manifest(str(directory))
+    m.begin("A()", {"out/a.txt": ("out/a.txt", None)})
+    assert m.locks.acquire(["out/a.txt"])
+    m.save([make_record("out/a.txt", 1)], finished=["out/a.txt"], defer=True)
+    m.release_when_saved(["out/a.txt"])
+    assert m.get("out/a.txt") == make_record("out/a.txt", 1)
+    assert _other_process_sees(directory, "out/a.txt") == (False, False)
+    m.begin("B()", {"out/b.txt": ("out/b.txt", None)})  # one commit: A's record, B's journal
+    assert _other_process_sees(directory, "out/a.txt") == (True, True)
+    m.save([make_record("out/b.txt", 2)], finished=["out/b.txt"], defer=True)
+    m.close()  # closing commits what is held
+    again = Manifest(str(directory))
+    assert again.get("out/a.txt") == make_record("out/a.txt", 1)
+    assert again.get("out/b.txt") == make_record("out/b.txt", 2)
+    assert again.unfinished == {}  # each journal row went with its task's record
+    again.close()
 
 
 def test_manifest_save_replaces_the_record_of_an_output(tmp_path):

@@ -70,7 +70,14 @@ def finish(ctx: Context, attempt: Attempt, error: str | None, output: str = "") 
         ctx.fingerprints.forget_all()
         if not error:
             try:
-                record(ctx, attempt.task, attempt.decision, attempt.journal, attempt.yielded)
+                record(
+                    ctx,
+                    attempt.task,
+                    attempt.decision,
+                    attempt.journal,
+                    attempt.yielded,
+                    defer=True,
+                )
                 return TaskResult(tid, Status.RAN, attempt.decision, duration, output=output)
             except FlowError as exc:  # an output it wrote cannot be read back to record it
                 remove_written(attempt.outputs, attempt.before)
@@ -78,7 +85,7 @@ def finish(ctx: Context, attempt: Attempt, error: str | None, output: str = "") 
         ctx.manifest.end(attempt.journal)
         return TaskResult(tid, Status.FAILED, attempt.decision, duration, error, output)
     finally:
-        ctx.manifest.locks.release(attempt.locks)
+        ctx.manifest.release_when_saved(attempt.locks)
 
 
 def abort(ctx: Context, attempt: Attempt) -> None:
@@ -98,11 +105,13 @@ def record(
     d: Decision,
     finished: Iterable[str] = (),
     yielded: list[Task] | None = None,
+    defer: bool = False,
 ) -> None:
     """Store the records of a task's outputs as they are now, and clear its journal rows.
 
     ``yielded``: the tasks its ``run()`` yielded this time (recorded, their outputs as inputs);
-    None when it did not run (adopted), which keeps those the last run recorded.
+    None when it did not run (adopted), which keeps those the last run recorded. ``defer``:
+    commit with the manifest's next write (``Manifest.save``).
     """
     tid = task.task_id
     if yielded is None:
@@ -112,7 +121,7 @@ def record(
             d = dynamic.retrace(ctx, d, yielded)
         specs = [dynamic.spec_of(t) for t in dict((t.task_id, t) for t in yielded).values()]
     records = records_for(task, d, ctx.graph.outputs[tid], ctx.fingerprints, specs)
-    ctx.manifest.save(records, ctx.fingerprints.updates, finished)
+    ctx.manifest.save(records, ctx.fingerprints.updates, finished, defer=defer)
     ctx.fingerprints.updates = {}
 
 

@@ -128,6 +128,7 @@ class Executor:
                 for result in self._collect(timeout=0.1 if s.parked else None):
                     self._done(result, s)
             elif s.parked and not s.ready:
+                self.ctx.manifest.flush()  # another flow may be waiting for our locks
                 time.sleep(0.05)
             if s.parked and not s.ready and len(self.running) < slots:
                 s.ready.extend(s.parked)  # try their locks again
@@ -286,6 +287,7 @@ class Executor:
         """Wait for at least one running task to end (or ``timeout``); settle what ended."""
         done = self.local.wait(0) if self.local is not self.backend else []
         if not done:
+            self.ctx.manifest.flush()  # about to wait: commit what finished, release its locks
             done = self.backend.wait(self.admission.wait_time(timeout))
         done += self._timed_out()
         return [r for c in done if (r := self._finish(c)) is not None]

@@ -245,6 +245,7 @@ def _execute(
         cache.close()  # uploads still under way finish before the summary
     with phase("save the manifest"):
         ctx.manifest.save(stats=ctx.fingerprints.updates)
+        ctx.manifest.flush()
     _say_warnings(ctx.manifest, events)
     return results
 

@@ -61,12 +61,24 @@ def load(db: sqlite3.Connection) -> Recorded:
 def write(db: sqlite3.Connection, records: Iterable[Any], known: Recorded | None) -> None:
     """Store the specs of each record (in the caller's transaction); a record without any
     clears its output's row. ``known``: the rows as loaded, to skip deleting absent ones."""
+    apply(db, *changes(records, known))
+
+
+Changes = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def changes(records: Iterable[Any], known: Recorded | None) -> Changes:
+    """The rows ``write`` would put and delete, computed now and applied later (``apply``)."""
     put, drop = [], []
     for r in records:
         if r.dynamic:
             put.append((to_db(r.key), to_db(r.task_id), json.dumps(r.dynamic, sort_keys=True)))
         elif known is None or r.key in known.by_key:
             drop.append((to_db(r.key),))
+    return put, drop
+
+
+def apply(db: sqlite3.Connection, put: list[tuple[Any, ...]], drop: list[tuple[Any, ...]]) -> None:
     if put:
         db.executemany("INSERT OR REPLACE INTO dynamic VALUES (?,?,?)", put)
     if drop:

@@ -20,18 +20,28 @@ Unfinished = dict[str, tuple[str, str | None, Any]]
 
 def begin(db: sqlite3.Connection, task_id: str, outputs: dict[str, tuple[str, Any]]) -> None:
     """Journal that ``task_id`` starts producing ``outputs`` (key -> (path, snapshot before))."""
+    with transaction(db):
+        insert(db, task_id, outputs)
+
+
+def insert(db: sqlite3.Connection, task_id: str, outputs: dict[str, tuple[str, Any]]) -> None:
+    """``begin`` inside the caller's transaction."""
     rows = [
         (to_db(key), to_db(task_id), to_db(path), json.dumps(before), os.getpid())
         for key, (path, before) in outputs.items()
     ]
-    with transaction(db):
-        db.executemany("INSERT OR REPLACE INTO running VALUES (?,?,?,?,?)", rows)
+    db.executemany("INSERT OR REPLACE INTO running VALUES (?,?,?,?,?)", rows)
 
 
 def end(db: sqlite3.Connection, keys: Iterable[str]) -> None:
     """Clear journal rows: the task finished, failed cleanly, or was cleaned up."""
     with transaction(db):
-        db.executemany("DELETE FROM running WHERE key = ?", [(to_db(k),) for k in keys])
+        delete(db, keys)
+
+
+def delete(db: sqlite3.Connection, keys: Iterable[str]) -> None:
+    """``end`` inside the caller's transaction."""
+    db.executemany("DELETE FROM running WHERE key = ?", [(to_db(k),) for k in keys])
 
 
 def interrupted(db: sqlite3.Connection, gone: Callable[[str], bool]) -> Unfinished:

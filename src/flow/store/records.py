@@ -67,6 +67,10 @@ class Manifest:
         self._fresh: set[str] = set()
         self._dynamic: dynamic_table.Recorded | None = None  # read on first use
         self._locks: Locks | None = None
+        self._pending: list[_Batch] = []  # saved with defer=True, not committed yet
+        self._held_locks: list[list[str]] = []  # released once _pending is committed
+        self._held_records: dict[str, tuple[Any, ...]] = {}  # their rows, read back until then
+        self._held_stats: dict[str, StatRecord] = {}
         self._secret: bytes | None = None
         check_layout(directory)
         self._open()
@@ -194,7 +198,10 @@ class Manifest:
 
     def get(self, key: str) -> Record | None:
         """The record of the output ``key``, or None."""
-        if self._records is not None and key not in self._fresh:
+        row: tuple[Any, ...] | None
+        if key in self._held_records:
+            row = self._held_records[key]
+        elif self._records is not None and key not in self._fresh:
             row = self._records.get(key)
         else:
             row = self._query(
@@ -239,6 +246,8 @@ class Manifest:
 
     def get_stat(self, path: str) -> StatRecord | None:
         """The stat-cache entry of a file, or None."""
+        if path in self._held_stats:
+            return self._held_stats[path]
         if self._stats is not None and path not in self._fresh:
             row = self._stats.get(path)
             if row is None or type(row) is StatRecord:
@@ -262,9 +271,13 @@ class Manifest:
         records: Iterable[Record] = (),
         stats: dict[str, StatRecord] | None = None,
         finished: Iterable[str] = (),
+        defer: bool = False,
     ) -> None:
         """Store records and stat-cache entries, and clear ``finished`` journal rows, in one
-        short transaction."""
+        short transaction. With ``defer`` they are held (and read back by this process) until
+        the next write or ``flush``: a task's record then shares the next task's journal
+        commit, one commit per task instead of two. A process killed before that commit leaves
+        the task's journal rows, so the next run removes its outputs and runs it again."""
         if self.readonly:
             return
         records = list(records)
@@ -288,28 +301,74 @@ class Manifest:
         done = [(to_db(k),) for k in finished]
         if not rows and not stat_rows and not done:
             return
+        batch = _Batch(rows, stat_rows, done, dynamic_table.changes(records, self._dynamic))
+        if defer:
+            self._pending.append(batch)
+            for r, row in zip(records, rows, strict=True):
+                self._held_records[r.key] = row[1:]
+            self._held_stats.update(stats or {})
+        else:
+            self._write([batch])
+        self._remember_dynamic(records)
+        if self._records is not None:
+            for r, row in zip(records, rows, strict=True):
+                self._records[r.key] = row[1:]
+        if self._stats is not None:
+            self._stats.update(stats or {})
+
+    def _write(self, batches: list[_Batch], also: Any = None) -> None:
+        """Commit the held batches, then ``batches``, then ``also(db)``, in one transaction;
+        then release the locks that waited for the held ones."""
+        batches = self._pending + batches
         for attempt in (1, 2):
             try:
                 assert self._db is not None
                 with transaction(self._db) as db:
-                    db.executemany("INSERT OR REPLACE INTO outputs VALUES (?,?,?,?,?,?,?,?)", rows)
-                    db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", stat_rows)
-                    if done:
-                        db.executemany("DELETE FROM running WHERE key = ?", done)
-                    dynamic_table.write(db, records, self._dynamic)
-                self._remember_dynamic(records)
-                if self._records is not None:
-                    for r, row in zip(records, rows, strict=True):
-                        self._records[r.key] = row[1:]
-                if self._stats is not None:
-                    self._stats.update(stats or {})
-                return
+                    for b in batches:
+                        db.executemany(
+                            "INSERT OR REPLACE INTO outputs VALUES (?,?,?,?,?,?,?,?)", b.rows
+                        )
+                        db.executemany(
+                            "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", b.stats
+                        )
+                        if b.done:
+                            db.executemany("DELETE FROM running WHERE key = ?", b.done)
+                        dynamic_table.apply(db, *b.dynamic)
+                    if also is not None:
+                        also(db)
+                break
             except sqlite3.DatabaseError as exc:
                 if attempt == 2 or isinstance(exc, sqlite3.OperationalError):
                     raise ManifestError(
                         f"cannot write {self.path}: {exc}; check disk space and permissions"
                     ) from None
                 self._recover(exc)
+        self._pending = []
+        self._held_records.clear()
+        self._held_stats.clear()
+        self._release_held()
+
+    def flush(self) -> None:
+        """Commit what ``save(defer=True)`` holds, and release the locks waiting for it: before
+        flow waits (for a worker, for another flow's lock) and when the run ends."""
+        try:
+            if self._pending and self._db is not None and not self.readonly:
+                self._write([])
+        finally:
+            self._release_held()
+
+    def release_when_saved(self, names: list[str]) -> None:
+        """Release a finished task's locks once its held records are committed: another flow
+        that takes them must find the records."""
+        if self._pending:
+            self._held_locks.append(names)
+        else:
+            self.locks.release(names)
+
+    def _release_held(self) -> None:
+        held, self._held_locks = self._held_locks, []
+        for names in held:
+            self.locks.release(names)
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop the records of outputs (a task that failed after rewriting them)."""
@@ -319,9 +378,13 @@ class Manifest:
         if self._records is not None:
             for key in keys:
                 self._records.pop(key, None)
-        with contextlib.suppress(sqlite3.DatabaseError), transaction(self._db) as db:
+
+        def delete(db: sqlite3.Connection) -> None:
             db.executemany("DELETE FROM outputs WHERE key = ?", [(to_db(k),) for k in keys])
             dynamic_table.forget(db, keys)
+
+        with contextlib.suppress(ManifestError):
+            self._write([], delete)
         for key in keys:
             if self._dynamic is not None:
                 self._dynamic.drop(key)
@@ -343,12 +406,7 @@ class Manifest:
         """Journal that ``task_id`` starts producing ``outputs`` (key -> (path, stat before))."""
         if self.readonly or self._db is None or not outputs:
             return
-        try:
-            journal.begin(self._db, task_id, outputs)
-        except sqlite3.DatabaseError as exc:
-            raise ManifestError(
-                f"cannot write {self.path}: {exc}; check disk space and permissions"
-            ) from None
+        self._write([], lambda db: journal.insert(db, task_id, outputs))
 
     def end(self, keys: Iterable[str]) -> None:
         """Clear journal rows: the task finished, failed cleanly, or was cleaned up."""
@@ -357,8 +415,8 @@ class Manifest:
             self.unfinished.pop(key, None)
         if self.readonly or self._db is None:
             return
-        with contextlib.suppress(sqlite3.DatabaseError):
-            journal.end(self._db, keys)
+        with contextlib.suppress(ManifestError):
+            self._write([], lambda db: journal.delete(db, keys))
 
     def _interrupted(self) -> journal.Unfinished:
         """Journal rows whose producer is gone (a damaged journal is a damaged manifest)."""
@@ -375,6 +433,10 @@ class Manifest:
         return backup(self.directory, path, target)
 
     def close(self) -> None:
+        try:
+            self.flush()
+        except ManifestError as exc:
+            self.warnings.append(f"{exc} (the records of the last tasks were not saved)")
         if self._locks is not None:
             self._locks.close()
             self._locks = None
@@ -382,6 +444,16 @@ class Manifest:
             with contextlib.suppress(Exception):
                 self._db.close()
             self._db = None
+
+
+@dataclass
+class _Batch:
+    """The rows of one ``save``: outputs, stat-cache entries, finished journal keys, dynamic."""
+
+    rows: list[tuple[Any, ...]]
+    stats: list[tuple[Any, ...]]
+    done: list[tuple[Any, ...]]
+    dynamic: dynamic_table.Changes
 
 
 def _record(key: str, row: tuple[Any, ...]) -> Record:
