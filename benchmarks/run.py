@@ -465,7 +465,6 @@ def render(
     lines += [
         "",
         "Notes:",
-        "- `-j2` for flow: until the parallel executor lands, flow warns and runs serially.",
         "- pytask `-j2` needs the pytask-parallel plugin, which the bench extra leaves out (n/a).",
         "- Luigi decides by existence only: its incremental run does not rebuild the edited "
         "source's task (it measures a no-op that finds everything complete).",
@@ -479,18 +478,21 @@ def render(
 
 
 def targets(bench: Bench, startup: dict[str, Sample]) -> list[str]:
-    """Issue 4's targets, checked against this run's medians (only those it measured)."""
+    """Issue 16's targets, checked against this run's medians (only those it measured)."""
     r = bench.results
 
     def med(name: str, n: int, tool: str, sc: str) -> float | None:
         s = r.get((name, n, tool), {}).get(sc)
         return s.median if s is not None and s.ok else None
 
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a and b else None
+
     rows = []
 
     def check(what: str, value: float | None, limit: float, unit: str, below: bool = True) -> None:
         if value is None:
-            rows.append(f"| {what} | not measured | {limit:g}{unit} | — |")
+            rows.append(f"| {what} | not measured | {'≤' if below else '≥'} {limit:g}{unit} | — |")
             return
         met = value <= limit if below else value >= limit
         rows.append(
@@ -499,41 +501,79 @@ def targets(bench: Bench, startup: dict[str, Sample]) -> list[str]:
         )
 
     big = 10_000
-    noop, mk = med("w1", big, "flow", "no-op"), med("w1", big, "make", "no-op")
-    check("W1 N=10,000 no-op: flow / make", noop / mk if noop and mk else None, 5, "×")
-    dt = med("w1", big, "doit", "no-op")
+    noop = med("w1", big, "flow", "no-op")
+    check("W1 N=10,000 no-op: flow / make", ratio(noop, med("w1", big, "make", "no-op")), 4, "×")
     check(
-        "W1 N=10,000 no-op: doit / flow", dt / noop if dt and noop else None, 10, "×", below=False
+        "W1 N=10,000 no-op: doit / flow",
+        ratio(med("w1", big, "doit", "no-op"), noop),
+        5,
+        "×",
+        below=False,
     )
-    full, mkf = med("w1", big, "flow", "full -j1"), med("w1", big, "make", "full -j1")
-    check("W1 N=10,000 full -j1: flow / make", full / mkf if full and mkf else None, 1, "×")
-    ver = startup.get("flow --version")
-    if full is not None and ver is not None and ver.ok:
-        per = (full - ver.median) / big * 1000
-        check("W1 N=10,000 full -j1: (flow time − `flow --version`) / N", per, 0.2, " ms")
-    inc = med("w1", big, "flow", "incremental")
-    check("W1 N=10,000 incremental / flow's no-op", inc / noop if inc and noop else None, 1.5, "×")
-    small = med("w1", 1000, "flow", "no-op")
     check(
-        "W1 flow no-op growth N=1,000 → 10,000", noop / small if noop and small else None, 12, "×"
+        "W1 N=1,000 no-op: doit / flow",
+        ratio(med("w1", 1000, "doit", "no-op"), med("w1", 1000, "flow", "no-op")),
+        1,
+        "×",
+        below=False,
+    )
+    check(
+        "W1F (flow.Files per task) N=10,000 no-op: flow / make",
+        ratio(med("w1f", big, "flow", "no-op"), med("w1f", big, "make", "no-op")),
+        4,
+        "×",
+    )
+    check(
+        "W1 N=10,000 full -j1: flow / make",
+        ratio(med("w1", big, "flow", "full -j1"), med("w1", big, "make", "full -j1")),
+        0.6,
+        "×",
+    )
+    for name in ("w1", "w1f", "w2", "w3"):
+        check(
+            f"{name.upper()} N=10,000 full: flow -j2 / flow -j1",
+            ratio(med(name, big, "flow", "full -j2"), med(name, big, "flow", "full -j1")),
+            1,
+            "×",
+        )
+    check(
+        "W3 N=10,000 full -j2: flow / make -j2",
+        ratio(med("w3", big, "flow", "full -j2"), med("w3", big, "make", "full -j2")),
+        1.5,
+        "×",
+    )
+    for sc in ("full -j1", "incremental"):
+        check(
+            f"W2 N=10,000 {sc}: flow / doit",
+            ratio(med("w2", big, "flow", sc), med("w2", big, "doit", sc)),
+            1,
+            "×",
+        )
+    py = startup.get("python -c pass")
+    for label in (
+        "completion `flow Squ<Tab>`",
+        "flow -f Flowfile.example --list",
+        "flow --version",
+    ):
+        s = startup.get(label)
+        value = s.median / py.median if s and py and s.ok and py.ok else None
+        check(f"{label} / `python -c pass`", value, 3, "×")
+    check(
+        "W1 flow no-op growth N=10,000 → 100,000",
+        ratio(med("w1", 100_000, "flow", "no-op"), noop),
+        12,
+        "×",
     )
     s = r.get(("w1", 100_000, "flow"), {}).get("no-op")
     check(
         "W1 N=100,000 flow no-op peak RSS",
         max(s.rss) if s is not None and s.ok else None,
-        600,
+        400,
         " MiB",
-    )
-    py = startup.get("python -c pass")
-    check(
-        "`flow --version` / `python -c pass`",
-        ver.median / py.median if ver and py and ver.ok and py.ok else None,
-        4,
-        "×",
     )
     return [
         "",
-        "## Issue 4 targets",
+        "## Issue 16 targets",
         "",
         "| target | measured | limit | verdict |",
         "|---|---:|---:|---|",

@@ -13,9 +13,11 @@ import shutil
 import textwrap
 from dataclasses import dataclass
 
-WORKLOADS = ("w1", "w2", "w3")
+WORKLOADS = ("w1", "w1f", "w2", "w3")
 DESCRIPTIONS = {
     "w1": "fan-in: N sources -> N square tasks -> 1 sum",
+    "w1f": "W1 written as a Makefile replacement: each square task requires flow.Files(its source)"
+    " (flow only; make and doit run their W1 files)",
     "w2": "chain: seed -> N tasks in a line, each reads the previous output",
     "w3": "make-style: N `cp src/i.c obj/i.o` shell steps + `cat obj/*.o > app`",
 }
@@ -52,7 +54,7 @@ class Workload:
 
     def edit_source(self, k: int) -> str:
         """Change the content of one source (different on every call); return its path."""
-        if self.name == "w1":
+        if self.name in ("w1", "w1f"):
             rel = f"src/{self.n // 2}.txt"
             content = f"{self.n // 2 + 1000 + k}\n"
         elif self.name == "w2":
@@ -70,7 +72,7 @@ class Workload:
 def generate(name: str, tool: str, n: int, root: str) -> Workload:
     """Write the sources and the tool's build description for workload ``name`` into ``root``."""
     os.makedirs(os.path.join(root, "src"), exist_ok=True)
-    if name == "w1":
+    if name in ("w1", "w1f"):
         for i in range(n):
             _write(root, f"src/{i}.txt", f"{i}\n")
     elif name == "w2":
@@ -155,6 +157,48 @@ _LUIGI_MAIN = """
 
 _W1_FLOW = _t("import flow as luigi", _LUIGI_STYLE_W1, "default = Sum")
 _W1_LUIGI = _t("import sys\n\nimport luigi", _LUIGI_STYLE_W1, "ROOT = Sum()", _LUIGI_MAIN)
+
+# W1F: what people write when replacing a Makefile: each task requires the file it reads.
+_W1F_FLOW = """
+    import flow
+
+    N = @N@
+
+
+    class Square(flow.Task):
+        i = flow.IntParameter()
+
+        def requires(self):
+            return flow.Files(f"src/{self.i}.txt")
+
+        def output(self):
+            return flow.LocalTarget(f"out/{self.i}.txt")
+
+        def run(self):
+            with self.input()[0].open() as f:
+                x = int(f.read())
+            with self.output().open("w") as f:
+                f.write(f"{x * x}\\n")
+
+
+    class Sum(flow.Task):
+        def requires(self):
+            return [Square(i=i) for i in range(N)]
+
+        def output(self):
+            return flow.LocalTarget("total.txt")
+
+        def run(self):
+            total = 0
+            for target in self.input():
+                with target.open() as f:
+                    total += int(f.read())
+            with self.output().open("w") as f:
+                f.write(f"{total}\\n")
+
+
+    default = Sum
+"""
 
 _W1_MAKE = """
     # No built-in implicit rules: GNU make would otherwise try RCS/SCCS/suffix rules for every
@@ -412,6 +456,9 @@ TEMPLATES: dict[tuple[str, str], dict[str, str]] = {
     ("w1", "doit"): {"dodo.py": _W1_DOIT},
     ("w1", "luigi"): {"pipeline.py": _W1_LUIGI},
     ("w1", "pytask"): {"task_w1.py": _W1_PYTASK},
+    ("w1f", "flow"): {"Flowfile.py": _W1F_FLOW},
+    ("w1f", "make"): {"Makefile": _W1_MAKE},
+    ("w1f", "doit"): {"dodo.py": _W1_DOIT},
     ("w2", "flow"): {"Flowfile.py": _W2_FLOW},
     ("w2", "make"): {},  # written by generate_w2_make
     ("w2", "doit"): {"dodo.py": _W2_DOIT},

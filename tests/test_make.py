@@ -482,3 +482,42 @@ def test_graph_mermaid_escapes_quotes_in_labels(project):
     labels = re.findall(r'\["(.*)"\]', out)
     assert len(labels) == 3 and not any('"' in label for label in labels)
     assert out.count("-->") == 2
+
+
+def test_files_of_a_literal_path_match_what_glob_matches(tmp_path, monkeypatch):
+    """`Files("src/a.c")` takes a path without glob characters as it is (one stat, no glob):
+    what it matches must be exactly what the glob would: a file or a dangling symlink, never a
+    directory or a missing path."""
+    import glob
+    import os
+
+    from flow.shell import Files, _NoMatch
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src" / "dir").mkdir(parents=True)
+    (tmp_path / "src" / "a.c").write_text("a")
+    (tmp_path / "src" / ".hidden").write_text("h")
+    os.symlink("nowhere", tmp_path / "src" / "dangling")
+    os.symlink("a.c", tmp_path / "src" / "link.c")
+    os.symlink("dir", tmp_path / "src" / "dirlink")
+    cases = [
+        "src/a.c",
+        "src/.hidden",
+        "src/dangling",
+        "src/link.c",
+        "src/dir",
+        "src/dirlink",
+        "src/dir/",
+        "src/missing.c",
+        "src/a.c/",
+        "./src/a.c",
+        "src//a.c",
+        "",
+    ]
+    for pattern in cases:
+        expected = sorted(p for p in glob.glob(pattern, recursive=True) if not os.path.isdir(p))
+        outs = Files(pattern).output()
+        if not expected:
+            assert len(outs) == 1 and isinstance(outs[0], _NoMatch), pattern
+        else:
+            assert [o.path for o in outs] == expected, pattern

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import shlex
+import stat
 import string
 import subprocess
 import sys
@@ -269,6 +271,18 @@ class _NoMatch(Target):
         return f"no file matches {self.pattern!r}"
 
 
+_MAGIC = re.compile(r"[*?[]")  # what makes glob.glob match rather than take a path as it is
+
+
+def _is_file(path: str) -> bool:
+    """What ``glob`` makes of a literal path, kept by ``Files``: it exists (a dangling symlink
+    too), and it is not a directory."""
+    try:
+        return not stat.S_ISDIR(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return os.path.lexists(path)
+
+
 class Files(ExternalTask):
     """The files matching a glob (``**`` recurses), as an input: ``requires(): return flow.Files("src/*.c")``.
 
@@ -296,6 +310,11 @@ class Files(ExternalTask):
             if is_remote(self.pattern):
                 found = remote_glob(self.pattern)
                 return list(found) if found else [_NoMatch(self.pattern)]
+        if not _MAGIC.search(self.pattern):
+            # A literal path (what a Makefile replacement writes per task): one stat, no glob.
+            return (
+                [LocalTarget(self.pattern)] if _is_file(self.pattern) else [_NoMatch(self.pattern)]
+            )
         matches = sorted(p for p in glob.glob(self.pattern, recursive=True) if not os.path.isdir(p))
         if not matches:
             return [_NoMatch(self.pattern)]
