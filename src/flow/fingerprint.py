@@ -22,6 +22,7 @@ from .target import TMP_SUFFIX, Info, LocalTarget, Target
 RACY_NS = 2_000_000_000
 FINE_RACY_NS = 100_000_000
 _CHUNK = 1 << 20
+_UNSEEN: Any = object()
 
 
 @dataclass(slots=True)
@@ -135,12 +136,10 @@ class Fingerprinter:
 
     def file(self, path: str) -> str | None:
         """The hash of a file (or a directory's tree) at ``path``; None if it does not exist."""
-        try:
-            return self._memo[path]
-        except KeyError:
-            pass
-        digest = self._memo[path] = self._digest(path)
-        return digest
+        digest = self._memo.get(path, _UNSEEN)
+        if digest is _UNSEEN:
+            digest = self._memo[path] = self._digest(path)
+        return digest  # type: ignore[return-value]
 
     def _digest(self, path: str) -> str | None:
         """The hash of ``path`` now (the stat cache may vouch for it), not memoized."""
@@ -278,20 +277,27 @@ PRIVATE_PREFIX = "private:"
 UNKNOWN_PRIVATE = PRIVATE_PREFIX + "?"
 
 
+_PRIVATE: dict[type, list[Any]] = {}  # task class -> its significant private parameters
+
+
 def recorded_params(task: Any, secret_key: Callable[[], bytes | None]) -> dict[str, str]:
     """The parameter values a record keeps: significant ones as canonical strings, private ones
     as a keyed BLAKE2b of the string, so a changed secret is noticed but never stored."""
     params = task.to_str_params()
-    for name, param in task.get_params():
-        if param.private and param.significant:
-            value = task.param_kwargs[name]
-            text = "" if value is None else param.serialize(value)
-            key = secret_key()
-            if key is None:
-                params[name] = UNKNOWN_PRIVATE
-                continue
-            import hashlib  # only for tasks with private parameters: it loads OpenSSL
+    private = _PRIVATE.get(type(task))
+    if private is None:  # asked once per class: most have no private parameter
+        private = _PRIVATE[type(task)] = [
+            (n, p) for n, p in task.get_params() if p.private and p.significant
+        ]
+    for name, param in private:
+        value = task.param_kwargs[name]
+        text = "" if value is None else param.serialize(value)
+        key = secret_key()
+        if key is None:
+            params[name] = UNKNOWN_PRIVATE
+            continue
+        import hashlib  # only for tasks with private parameters: it loads OpenSSL
 
-            digest = hashlib.blake2b(text.encode(), key=key, digest_size=16).hexdigest()
-            params[name] = PRIVATE_PREFIX + digest
+        digest = hashlib.blake2b(text.encode(), key=key, digest_size=16).hexdigest()
+        params[name] = PRIVATE_PREFIX + digest
     return params

@@ -178,6 +178,15 @@ class Task(TaskApi, metaclass=Register):
     ) -> dict[str, str]:
         """Parameter values as canonical strings: significant ones only by default, public ones
         only with ``only_public``, and never a private one (Luigi's rule)."""
+        if only_significant and not only_public:  # the common case: the shape of the task id
+            shape = _ID_SHAPE.get(type(self))
+            if shape is None or shape is _CUSTOM:
+                shape = _id_shape(type(self), own=True)
+            values = self.param_kwargs
+            return {
+                name: "" if values[name] is None else serialize(values[name])
+                for name, serialize, _ in shape
+            }
         out = {}
         for name, param in self._params:
             if (only_significant and not param.significant) or param.private:
@@ -204,7 +213,7 @@ class Task(TaskApi, metaclass=Register):
         cls = type(self)
         shape = _ID_SHAPE.get(cls)
         if shape is None:  # once per class: ids are made for every task of a big graph
-            shape = _ID_SHAPE[cls] = _id_shape(cls)
+            shape = _id_shape(cls)
         if shape is _CUSTOM:  # a subclass with its own to_str_params()
             quoted = {k: p.quoted_in_id for k, p in self._params}
             items = self.to_str_params().items()
@@ -386,15 +395,19 @@ _ID_SHAPE: dict[type, Any] = {}
 _CUSTOM = object()
 
 
-def _id_shape(cls: Any) -> Any:
-    """What a task id of ``cls`` is made of: its significant, non-private parameters in order."""
-    if cls.to_str_params is not Task.to_str_params:
+def _id_shape(cls: Any, own: bool = False) -> Any:
+    """What a task id of ``cls`` is made of: its significant, non-private parameters in order
+    (``own``: for Task.to_str_params itself, whatever a subclass overrides; not remembered)."""
+    if not own and cls.to_str_params is not Task.to_str_params:
         return _CUSTOM
-    return [
+    shape = [
         (name, p.serialize, p.quoted_in_id)
         for name, p in cls._params
         if p.significant and not p.private
     ]
+    if not own:
+        _ID_SHAPE[cls] = shape
+    return shape
 
 
 def _id_value(text: str) -> str:
