@@ -195,15 +195,17 @@ def test_rebuilt_task_with_identical_output_does_not_rerun_dependents():
 
 
 def test_after_a_failure_nothing_new_starts_without_keep_going():
-    """Other (first in order) fails with one slot: Length and Report never start."""
-    backend = FakeBackend(fail=("Other()",), slots=1)
+    """Length (first in order) fails with one slot: Report is skipped for it, and Other, which
+    does not need it, never starts."""
+    backend = FakeBackend(fail=("Length()",), slots=1)
     result = _build(Both(), backend)
-    assert backend.ran == ["Other()"]
-    assert result.results["Other()"].status is Status.FAILED
-    assert result.results["Length()"].status is Status.SKIPPED
-    assert "an earlier task failed" in result.results["Length()"].error
+    assert backend.ran == ["Length()"]
+    assert result.results["Length()"].status is Status.FAILED
+    assert result.results["Other()"].status is Status.SKIPPED
+    assert "an earlier task failed" in result.results["Other()"].error
+    assert result.results["Report()"].status is Status.SKIPPED
     assert result.exit_status == 1
-    assert "memory://other" not in STORE  # a failed task's output is removed
+    assert "memory://length" not in STORE  # a failed task's output is removed
 
 
 def test_a_failed_task_skips_its_dependents():
