@@ -84,6 +84,19 @@ class Config:
 
 
 # -- finding and reading the files ------------------------------------------------------------
+def locate_flowfile(start: str, name: str = "Flowfile.py") -> str | None:
+    """The nearest file called ``name`` in ``start`` or a parent directory, or None."""
+    here = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(here, name)
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
 def find_flow_config(start: str) -> tuple[str, str] | None:
     """The nearest flow.toml, or pyproject.toml with a [tool.flow] table, at or above ``start``:
     (path, text), or None."""

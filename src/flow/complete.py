@@ -1,0 +1,378 @@
+"""The task index cached in `.flow/`, and the candidates for one Tab (no click, no Flowfile).
+
+The index is keyed by the content hash of the Flowfile, the project modules it imported and the
+configuration files a run would read, so a Tab (or a ``--list``) in an unchanged project never
+imports the Flowfile. Every failure (no Flowfile, a broken one, a corrupt index) means "no
+index", never a traceback. complete_click.py is the click side; entry.py answers from here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+from ._version import __version__
+
+INDEX_VERSION = 2
+# (Flowfile, directory its [tool.flow] options are looked for from, invocation directory)
+Origin = tuple[str, str, str]
+
+
+# -- where a command line's Flowfile is ---------------------------------------------------------
+def locate(flowfile: str | None, directory: str | None) -> Origin | None:
+    """The Flowfile a command line with ``-f``/``-C`` would use, found without importing it, with
+    where a run would look for its configuration; None when there is none."""
+    from .config import locate_flowfile
+
+    base = os.path.abspath(directory or os.getcwd())
+    if flowfile:
+        path = os.path.abspath(os.path.join(base, flowfile))
+        return path, os.path.dirname(path), base
+    found = _configured_flowfile(base) or locate_flowfile(base)
+    return (os.path.abspath(found), base, base) if found else None
+
+
+def _configured_flowfile(base: str) -> str | None:
+    """The Flowfile that ``[tool.flow] flowfile`` names, if any."""
+    from .config import load_options
+
+    try:
+        entry = load_options(base).option("flowfile")
+    except Exception:  # a broken configuration: complete from the usual Flowfile
+        return None
+    if entry is None or not isinstance(entry.value, str):
+        return None
+    return os.path.join(os.path.dirname(entry.path), entry.value)
+
+
+# -- the index --------------------------------------------------------------------------------
+def content_key(paths: list[str]) -> str | None:
+    """xxh3_128 over the paths and contents of ``paths``; None when one cannot be read."""
+    import xxhash
+
+    h = xxhash.xxh3_128()
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        h.update(path.encode("utf-8", "surrogateescape") + b"\0")
+        h.update(data + b"\0")
+    return h.hexdigest()
+
+
+def _config_files(origin: Origin) -> list[str]:
+    """The configuration files a run would read: part of the key, so an edit refreshes it."""
+    from .config import config_files
+
+    flowfile, start, invocation = origin
+    try:
+        return config_files(start, os.path.dirname(flowfile), invocation)
+    except Exception:
+        return []
+
+
+def _key(origin: Origin, modules: list[str]) -> str | None:
+    return content_key([origin[0], *modules, *_config_files(origin)])
+
+
+def cached_index(origin: Origin) -> dict[str, Any] | None:
+    """The index in `.flow/` if it is ours, current, for this origin, and its files hash to its
+    key; else None."""
+    from .store import store_dir
+    from .store.index import read_index
+
+    data = read_index(store_dir(os.path.dirname(origin[0])))
+    if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
+        return None
+    if data.get("flow") != __version__ or data.get("origin") != list(origin):
+        return None
+    modules, tasks = data.get("modules"), data.get("tasks")
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        return None
+    if not isinstance(tasks, list) or not isinstance(data.get("click"), dict):
+        return None
+    if not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tasks):
+        return None
+    key = _key(origin, modules)
+    return data if key is not None and key == data.get("key") else None
+
+
+def task_index(origin: Origin) -> dict[str, Any] | None:
+    """The index of the Flowfile of ``origin``: from `.flow/` when its key matches, else rebuilt
+    by importing the Flowfile (and stored). None when the Flowfile cannot be imported."""
+    data = cached_index(origin)
+    if data is None:
+        data = build_index(origin)
+        if data is not None:
+            store(data)
+    return data
+
+
+def store(data: dict[str, Any]) -> None:
+    from .store import store_dir
+    from .store.index import write_index
+
+    write_index(store_dir(os.path.dirname(data["flowfile"])), data)
+
+
+def build_index(origin: Origin) -> dict[str, Any] | None:
+    """Import the Flowfile (its prints silenced) and describe its tasks, with the parameter
+    defaults its configuration files set. Not good for ``--list``: only a ``--list`` run, which
+    sees what the import printed and what the configuration warns about, says so."""
+    from .flowfile import load_flowfile
+
+    try:
+        with _silenced():
+            loaded = load_flowfile(origin[0])
+        default = loaded.default_task
+    except Exception:  # a FlowfileError, or a bad `default`: no index, no candidates
+        return None
+    defaults = _configured(loaded, origin)
+    entries = [
+        describe(c, defaults, c is default) for c in loaded.tasks if not c.__name__.startswith("_")
+    ]
+    return make_index(loaded, origin, entries, listable=False)
+
+
+def make_index(
+    loaded: Any, origin: Origin, entries: list[dict[str, Any]], listable: bool
+) -> dict[str, Any] | None:
+    """The index of an imported Flowfile: ``entries`` as ``--list --json`` shows them, and what
+    click prints for completion. ``listable``: ``--list`` may print ``entries`` as they are."""
+    from .complete_click import click_facts
+
+    modules = loaded.project_modules()
+    key = _key(origin, modules)
+    if key is None:
+        return None
+    default = loaded.default_task
+    return {
+        "version": INDEX_VERSION,
+        "flow": __version__,
+        "flowfile": loaded.path,
+        "origin": list(origin),
+        "modules": modules,
+        "key": key,
+        "default": default.task_family if default is not None else None,
+        "listable": listable,
+        "tasks": entries,
+        "click": click_facts(),
+    }
+
+
+def _configured(loaded: Any, origin: Origin) -> dict[tuple[str, str], Any]:
+    """The configured parameter defaults (none when a file is broken: the run will say why)."""
+    from . import config
+
+    try:
+        found = config.add_parameter_files(config.load_options(origin[1]), loaded.root, origin[2])
+        return config.task_defaults(found, loaded.tasks)
+    except Exception:
+        return {}
+
+
+def describe(cls: Any, defaults: dict[tuple[str, str], Any], is_default: bool) -> dict[str, Any]:
+    """One task as ``--list --json`` shows it."""
+    from .render import describe_task
+
+    return describe_task(cls, defaults) | {"default_task": is_default}
+
+
+# -- the index of a --list run ----------------------------------------------------------------
+def list_origin(opts: dict[str, Any], obj: dict[str, Any]) -> tuple[str, str] | None:
+    """Where a ``--list`` run (in its ``-C`` directory already) looks for configuration: the
+    second and third parts of its :data:`Origin`; None for a module's tasks (``-m``)."""
+    if obj.get("module") is not None or opts.get("module"):
+        return None
+    here = os.getcwd()
+    script = opts.get("flowfile")
+    return (os.path.dirname(os.path.abspath(script)) if script else here), here
+
+
+@contextlib.contextmanager
+def watch_output(printed: list[bool]) -> Any:
+    """Note in ``printed[0]`` whether anything is written to sys.stdout or sys.stderr meanwhile
+    (the Flowfile's import, which ``--list`` from the index would not repeat)."""
+    import sys
+
+    class Watched:
+        def __init__(self, stream: Any) -> None:
+            self._stream = stream
+
+        def write(self, text: str) -> int:
+            printed[0] = printed[0] or bool(text)
+            return int(self._stream.write(text))
+
+        def __getattr__(self, name: str) -> Any:
+            if name in ("buffer", "fileno"):  # bytes written past us: count them as printed
+                printed[0] = True
+            return getattr(self._stream, name)
+
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Watched(out), Watched(err)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def remember_listing(
+    loaded: Any, config: Any, where: tuple[str, str], entries: list[dict[str, Any]], printed: bool
+) -> None:
+    """Store the index after a ``--list`` run; ``--list`` may answer from it next time if the
+    import printed nothing and the configuration warned of nothing (neither would be repeated).
+    """
+    from .config import check
+
+    try:
+        clean = not printed and not check(config, loaded.tasks)
+        data = make_index(loaded, (loaded.path, *where), entries, listable=clean)
+        if data is not None:
+            store(data)
+    except Exception:  # only a cache: the listing was printed
+        pass
+
+
+@contextlib.contextmanager
+def _silenced() -> Any:
+    """Send whatever the Flowfile prints while importing to /dev/null: stdout is the answer."""
+    from .fds import redirected
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        with redirected(devnull), open(os.devnull, "w") as sink:
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                yield
+    finally:
+        os.close(devnull)
+
+
+# -- candidates (a pure function of the index and the words typed) ---------------------------
+def _loose(name: str) -> str:
+    return name.replace("-", "").replace("_", "").lower()
+
+
+def _find(index: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The task entry called ``name`` as the command line would match it, or None."""
+    tasks = index["tasks"]
+    for same in (
+        lambda t: t["name"] == name,
+        lambda t: t["name"].rsplit(".", 1)[-1] == name,
+        lambda t: t["name"].lower() == name.lower(),
+        lambda t: (
+            _loose(t["name"]) == _loose(name)
+            or _loose(t["name"].rsplit(".", 1)[-1]) == _loose(name)
+        ),
+    ):
+        found = [t for t in tasks if same(t)]
+        if len(found) == 1:
+            return found[0]  # type: ignore[no-any-return]
+    return None
+
+
+def _params(task: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    return {p["name"]: p for p in task["params"]} if task else {}
+
+
+def _scan(
+    index: dict[str, Any], tokens: list[str]
+) -> tuple[dict[str, Any] | None, set[str], dict[str, Any] | None]:
+    """Walk the words before the cursor: the current task, the parameters it was given, and a
+    parameter whose value comes next (after ``--name``)."""
+    current: dict[str, Any] | None = None
+    given: set[str] = set()
+    pending: dict[str, Any] | None = None
+
+    def task() -> dict[str, Any] | None:
+        nonlocal current
+        if current is None and index.get("default"):
+            current = _find(index, index["default"])
+        return current
+
+    for tok in tokens:
+        if pending is not None:
+            pending = None
+            continue
+        if tok.startswith("--"):
+            name, eq, _ = tok[2:].partition("=")
+            name = name.replace("-", "_")
+            params = _params(task())
+            if name.startswith("no_") and name not in params:
+                name = name[3:]
+            if name in params:
+                given.add(name)
+                if not eq and params[name]["type"] != "bool":
+                    pending = params[name]
+        elif tok.startswith("-"):
+            continue
+        elif "=" in tok:
+            name = tok.split("=", 1)[0]
+            if "." not in name:
+                task()
+                given.add(name)
+        else:
+            found = _find(index, tok)
+            if found is not None:
+                current, given = found, set()
+    return task(), given, pending
+
+
+def candidates(
+    index: dict[str, Any], tokens: list[str], incomplete: str
+) -> list[tuple[str, str | None]]:
+    """The (value, help) pairs to offer for ``incomplete`` after the words ``tokens``."""
+    current, given, pending = _scan(index, tokens)
+    if pending is not None:
+        return [(v, None) for v in pending["choices"] if v.startswith(incomplete)]
+    if incomplete.startswith("-"):
+        return [
+            (f"--{p['name']}", p["description"] or p["type"])
+            for p in _params(current).values()
+            if p["name"] not in given and f"--{p['name']}".startswith(incomplete)
+        ]
+    if "=" in incomplete:
+        name, _, prefix = incomplete.partition("=")
+        task = current
+        pname = name
+        if "." in name:
+            family, _, pname = name.rpartition(".")
+            task = _find(index, family)
+        param = _params(task).get(pname)
+        if param is None:
+            return []
+        return [(f"{name}={v}", None) for v in param["choices"] if v.startswith(prefix)]
+    low = incomplete.lower()
+    out = [(t["name"], t["doc"]) for t in index["tasks"] if t["name"].lower().startswith(low)]
+    free = [p for p in _params(current).values() if p["name"] not in given]
+    matching = [p for p in free if p["name"].startswith(incomplete)]
+    if len(matching) == 1 and not out:
+        # One parameter left to offer: give its values too, so the shell inserts "name=" and
+        # waits (a single "name=" candidate would get a space appended after it).
+        p = matching[0]
+        values = p["choices"] or ([p["default"]] if p["default"] is not None else [])
+        return [(f"{p['name']}={v}", p["description"]) for v in values] or [
+            (f"{p['name']}=", p["description"] or p["type"])
+        ]
+    out += [(f"{p['name']}=", p["description"] or p["type"]) for p in matching]
+    return out
+
+
+def join_equals(args: list[str], incomplete: str) -> tuple[list[str], str, bool]:
+    """Bash splits ``n=tr`` into ``n``, ``=``, ``tr`` (COMP_WORDBREAKS): the words joined back,
+    the word being completed, and whether the shell's own word is what follows the ``=`` (then
+    bash wants the values alone)."""
+    words: list[str] = []
+    glue = False
+    for word in [*args, incomplete]:
+        if word == "=" and words:
+            words[-1] += "="
+            glue = True
+        elif glue:
+            words[-1] += word
+            glue = False
+        else:
+            words.append(word)
+    return words[:-1], words[-1], glue or incomplete != words[-1]
