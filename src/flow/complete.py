@@ -15,6 +15,7 @@ from typing import Any
 from ._version import __version__
 
 INDEX_VERSION = 2
+KEEP = 4  # indexes kept, one per origin: `flow` and `flow -f other.py` alternate without rebuilds
 # (Flowfile, directory its [tool.flow] options are looked for from, invocation directory)
 Origin = tuple[str, str, str]
 
@@ -79,15 +80,10 @@ def _key(origin: Origin, modules: list[str]) -> str | None:
 
 
 def cached_index(origin: Origin) -> dict[str, Any] | None:
-    """The index in `.flow/` if it is ours, current, for this origin, and its files hash to its
+    """The index for ``origin`` in `.flow/` if it is ours, current, and its files hash to its
     key; else None."""
-    from .store import store_dir
-    from .store.index import read_index
-
-    data = read_index(store_dir(os.path.dirname(origin[0])))
-    if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
-        return None
-    if data.get("flow") != __version__ or data.get("origin") != list(origin):
+    data = next((d for d in _stored(origin[0]) if d.get("origin") == list(origin)), None)
+    if data is None or data.get("version") != INDEX_VERSION or data.get("flow") != __version__:
         return None
     modules, tasks = data.get("modules"), data.get("tasks")
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
@@ -98,6 +94,18 @@ def cached_index(origin: Origin) -> dict[str, Any] | None:
         return None
     key = _key(origin, modules)
     return data if key is not None and key == data.get("key") else None
+
+
+def _stored(flowfile: str) -> list[dict[str, Any]]:
+    """The indexes kept beside ``flowfile``, one per origin (``-f`` another file, ``-C``)."""
+    from .store import store_dir
+    from .store.index import read_index
+
+    data = read_index(store_dir(os.path.dirname(flowfile)))
+    if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
+        return []
+    entries = data.get("entries")
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
 def task_index(origin: Origin) -> dict[str, Any] | None:
@@ -112,10 +120,16 @@ def task_index(origin: Origin) -> dict[str, Any] | None:
 
 
 def store(data: dict[str, Any]) -> None:
+    """Keep ``data`` first among the indexes of the last few origins."""
     from .store import store_dir
     from .store.index import write_index
 
-    write_index(store_dir(os.path.dirname(data["flowfile"])), data)
+    others = [e for e in _stored(data["flowfile"]) if e.get("origin") != data["origin"]]
+    entries = [data, *others][:KEEP]
+    write_index(
+        store_dir(os.path.dirname(data["flowfile"])),
+        {"version": INDEX_VERSION, "entries": entries},
+    )
 
 
 def build_index(origin: Origin) -> dict[str, Any] | None:
