@@ -259,7 +259,7 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
     _serve_and_report_args(opts, tokens)
     origin, printed = None, [False]
     if opts["list_"]:  # a listing of the Flowfile is kept in the index (complete.py)
-        from .complete import list_origin, watch_output
+        from .complete_click import list_origin, watch_output
 
         origin = list_origin(opts, obj)
     with watch_output(printed) if origin else contextlib.nullcontext():
@@ -275,7 +275,7 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         entries = list_entries(flowfile, names)
         reporter.text(format_list(entries, bool(names), json_mode=opts["json_mode"]))
         if not names and origin is not None:  # the next --list answers from the index
-            from .complete import remember_listing
+            from .complete_click import remember_listing
 
             remember_listing(flowfile, config, origin, entries, printed[0])
         return 0

@@ -8,11 +8,13 @@ index", never a traceback. complete_click.py is the click side; entry.py answers
 
 from __future__ import annotations
 
-import contextlib
 import os
-from typing import Any
 
 from ._version import __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 INDEX_VERSION = 2
 KEEP = 4  # indexes kept, one per origin: `flow` and `flow -f other.py` alternate without rebuilds
@@ -75,7 +77,7 @@ def _config_files(origin: Origin) -> list[str]:
         return []
 
 
-def _key(origin: Origin, modules: list[str]) -> str | None:
+def index_key(origin: Origin, modules: list[str]) -> str | None:
     return content_key([origin[0], *modules, *_config_files(origin)])
 
 
@@ -92,7 +94,7 @@ def cached_index(origin: Origin) -> dict[str, Any] | None:
         return None
     if not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tasks):
         return None
-    key = _key(origin, modules)
+    key = index_key(origin, modules)
     return data if key is not None and key == data.get("key") else None
 
 
@@ -108,17 +110,6 @@ def _stored(flowfile: str) -> list[dict[str, Any]]:
     return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
-def task_index(origin: Origin) -> dict[str, Any] | None:
-    """The index of the Flowfile of ``origin``: from `.flow/` when its key matches, else rebuilt
-    by importing the Flowfile (and stored). None when the Flowfile cannot be imported."""
-    data = cached_index(origin)
-    if data is None:
-        data = build_index(origin)
-        if data is not None:
-            store(data)
-    return data
-
-
 def store(data: dict[str, Any]) -> None:
     """Keep ``data`` first among the indexes of the last few origins."""
     from .store import store_dir
@@ -130,138 +121,6 @@ def store(data: dict[str, Any]) -> None:
         store_dir(os.path.dirname(data["flowfile"])),
         {"version": INDEX_VERSION, "entries": entries},
     )
-
-
-def build_index(origin: Origin) -> dict[str, Any] | None:
-    """Import the Flowfile (its prints silenced) and describe its tasks, with the parameter
-    defaults its configuration files set. Not good for ``--list``: only a ``--list`` run, which
-    sees what the import printed and what the configuration warns about, says so."""
-    from .flowfile import load_flowfile
-
-    try:
-        with _silenced():
-            loaded = load_flowfile(origin[0])
-        default = loaded.default_task
-    except Exception:  # a FlowfileError, or a bad `default`: no index, no candidates
-        return None
-    defaults = _configured(loaded, origin)
-    entries = [
-        describe(c, defaults, c is default) for c in loaded.tasks if not c.__name__.startswith("_")
-    ]
-    return make_index(loaded, origin, entries, listable=False)
-
-
-def make_index(
-    loaded: Any, origin: Origin, entries: list[dict[str, Any]], listable: bool
-) -> dict[str, Any] | None:
-    """The index of an imported Flowfile: ``entries`` as ``--list --json`` shows them, and what
-    click prints for completion. ``listable``: ``--list`` may print ``entries`` as they are."""
-    from .complete_click import click_facts
-
-    modules = loaded.project_modules()
-    key = _key(origin, modules)
-    if key is None:
-        return None
-    default = loaded.default_task
-    return {
-        "version": INDEX_VERSION,
-        "flow": __version__,
-        "flowfile": loaded.path,
-        "origin": list(origin),
-        "modules": modules,
-        "key": key,
-        "default": default.task_family if default is not None else None,
-        "listable": listable,
-        "tasks": entries,
-        "click": click_facts(),
-    }
-
-
-def _configured(loaded: Any, origin: Origin) -> dict[tuple[str, str], Any]:
-    """The configured parameter defaults (none when a file is broken: the run will say why)."""
-    from . import config
-
-    try:
-        found = config.add_parameter_files(config.load_options(origin[1]), loaded.root, origin[2])
-        return config.task_defaults(found, loaded.tasks)
-    except Exception:
-        return {}
-
-
-def describe(cls: Any, defaults: dict[tuple[str, str], Any], is_default: bool) -> dict[str, Any]:
-    """One task as ``--list --json`` shows it."""
-    from .render import describe_task
-
-    return describe_task(cls, defaults) | {"default_task": is_default}
-
-
-# -- the index of a --list run ----------------------------------------------------------------
-def list_origin(opts: dict[str, Any], obj: dict[str, Any]) -> tuple[str, str] | None:
-    """Where a ``--list`` run (in its ``-C`` directory already) looks for configuration: the
-    second and third parts of its :data:`Origin`; None for a module's tasks (``-m``)."""
-    if obj.get("module") is not None or opts.get("module"):
-        return None
-    here = os.getcwd()
-    script = opts.get("flowfile")
-    return (os.path.dirname(os.path.abspath(script)) if script else here), here
-
-
-@contextlib.contextmanager
-def watch_output(printed: list[bool]) -> Any:
-    """Note in ``printed[0]`` whether anything is written to sys.stdout or sys.stderr meanwhile
-    (the Flowfile's import, which ``--list`` from the index would not repeat)."""
-    import sys
-
-    class Watched:
-        def __init__(self, stream: Any) -> None:
-            self._stream = stream
-
-        def write(self, text: str) -> int:
-            printed[0] = printed[0] or bool(text)
-            return int(self._stream.write(text))
-
-        def __getattr__(self, name: str) -> Any:
-            if name in ("buffer", "fileno"):  # bytes written past us: count them as printed
-                printed[0] = True
-            return getattr(self._stream, name)
-
-    out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = Watched(out), Watched(err)  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = out, err
-
-
-def remember_listing(
-    loaded: Any, config: Any, where: tuple[str, str], entries: list[dict[str, Any]], printed: bool
-) -> None:
-    """Store the index after a ``--list`` run; ``--list`` may answer from it next time if the
-    import printed nothing and the configuration warned of nothing (neither would be repeated).
-    """
-    from .config import check
-
-    try:
-        clean = not printed and not check(config, loaded.tasks)
-        data = make_index(loaded, (loaded.path, *where), entries, listable=clean)
-        if data is not None:
-            store(data)
-    except Exception:  # only a cache: the listing was printed
-        pass
-
-
-@contextlib.contextmanager
-def _silenced() -> Any:
-    """Send whatever the Flowfile prints while importing to /dev/null: stdout is the answer."""
-    from .fds import redirected
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        with redirected(devnull), open(os.devnull, "w") as sink:
-            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-                yield
-    finally:
-        os.close(devnull)
 
 
 # -- candidates (a pure function of the index and the words typed) ---------------------------

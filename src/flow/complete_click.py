@@ -1,8 +1,10 @@
-"""Shell completion, click's side: the completion classes for bash, zsh and fish, the
-scripts, and the facts about click's output that let entry.py answer a Tab without click."""
+"""Shell completion, click's side: the completion classes for bash, zsh and fish, the scripts,
+and building the task index by importing the Flowfile, with the facts about click's output
+that let quick.py answer the next Tab (and ``--list``) without click."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -16,10 +18,163 @@ from click.shell_completion import (
     add_completion_class,
 )
 
-from .complete import candidates, join_equals, locate, task_index
+from ._version import __version__
+from .complete import (
+    INDEX_VERSION,
+    Origin,
+    cached_index,
+    candidates,
+    index_key,
+    join_equals,
+    locate,
+    store,
+)
 from .quick import PROBES
 
 
+# -- building the index (the Flowfile imported) ------------------------------------------------
+def task_index(origin: Origin) -> dict[str, Any] | None:
+    """The index of the Flowfile of ``origin``: from `.flow/` when its key matches, else rebuilt
+    by importing the Flowfile (and stored). None when the Flowfile cannot be imported."""
+    data = cached_index(origin)
+    if data is None:
+        data = build_index(origin)
+        if data is not None:
+            store(data)
+    return data
+
+
+def build_index(origin: Origin) -> dict[str, Any] | None:
+    """Import the Flowfile (its prints silenced) and describe its tasks, with the parameter
+    defaults its configuration files set. Not good for ``--list``: only a ``--list`` run, which
+    sees what the import printed and what the configuration warns about, says so."""
+    from .flowfile import load_flowfile
+
+    try:
+        with _silenced():
+            loaded = load_flowfile(origin[0])
+        default = loaded.default_task
+    except Exception:  # a FlowfileError, or a bad `default`: no index, no candidates
+        return None
+    defaults = _configured(loaded, origin)
+    entries = [
+        describe(c, defaults, c is default) for c in loaded.tasks if not c.__name__.startswith("_")
+    ]
+    return make_index(loaded, origin, entries, listable=False)
+
+
+def make_index(
+    loaded: Any, origin: Origin, entries: list[dict[str, Any]], listable: bool
+) -> dict[str, Any] | None:
+    """The index of an imported Flowfile: ``entries`` as ``--list --json`` shows them, and what
+    click prints for completion. ``listable``: ``--list`` may print ``entries`` as they are."""
+    modules = loaded.project_modules()
+    key = index_key(origin, modules)
+    if key is None:
+        return None
+    default = loaded.default_task
+    return {
+        "version": INDEX_VERSION,
+        "flow": __version__,
+        "flowfile": loaded.path,
+        "origin": list(origin),
+        "modules": modules,
+        "key": key,
+        "default": default.task_family if default is not None else None,
+        "listable": listable,
+        "tasks": entries,
+        "click": click_facts(),
+    }
+
+
+def _configured(loaded: Any, origin: Origin) -> dict[tuple[str, str], Any]:
+    """The configured parameter defaults (none when a file is broken: the run will say why)."""
+    from . import config
+
+    try:
+        found = config.add_parameter_files(config.load_options(origin[1]), loaded.root, origin[2])
+        return config.task_defaults(found, loaded.tasks)
+    except Exception:
+        return {}
+
+
+def describe(cls: Any, defaults: dict[tuple[str, str], Any], is_default: bool) -> dict[str, Any]:
+    """One task as ``--list --json`` shows it."""
+    from .render import describe_task
+
+    return describe_task(cls, defaults) | {"default_task": is_default}
+
+
+# -- the index of a --list run ----------------------------------------------------------------
+def list_origin(opts: dict[str, Any], obj: dict[str, Any]) -> tuple[str, str] | None:
+    """Where a ``--list`` run (in its ``-C`` directory already) looks for configuration: the
+    second and third parts of its :data:`Origin`; None for a module's tasks (``-m``)."""
+    if obj.get("module") is not None or opts.get("module"):
+        return None
+    here = os.getcwd()
+    script = opts.get("flowfile")
+    return (os.path.dirname(os.path.abspath(script)) if script else here), here
+
+
+@contextlib.contextmanager
+def watch_output(printed: list[bool]) -> Any:
+    """Note in ``printed[0]`` whether anything is written to sys.stdout or sys.stderr meanwhile
+    (the Flowfile's import, which ``--list`` from the index would not repeat)."""
+    import sys
+
+    class Watched:
+        def __init__(self, stream: Any) -> None:
+            self._stream = stream
+
+        def write(self, text: str) -> int:
+            printed[0] = printed[0] or bool(text)
+            return int(self._stream.write(text))
+
+        def __getattr__(self, name: str) -> Any:
+            if name in ("buffer", "fileno"):  # bytes written past us: count them as printed
+                printed[0] = True
+            return getattr(self._stream, name)
+
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Watched(out), Watched(err)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def remember_listing(
+    loaded: Any, config: Any, where: tuple[str, str], entries: list[dict[str, Any]], printed: bool
+) -> None:
+    """Store the index after a ``--list`` run; ``--list`` may answer from it next time if the
+    import printed nothing and the configuration warned of nothing (neither would be repeated).
+    """
+    from .config import check
+
+    try:
+        clean = not printed and not check(config, loaded.tasks)
+        data = make_index(loaded, (loaded.path, *where), entries, listable=clean)
+        if data is not None:
+            store(data)
+    except Exception:  # only a cache: the listing was printed
+        pass
+
+
+@contextlib.contextmanager
+def _silenced() -> Any:
+    """Send whatever the Flowfile prints while importing to /dev/null: stdout is the answer."""
+    from .fds import redirected
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        with redirected(devnull), open(os.devnull, "w") as sink:
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                yield
+    finally:
+        os.close(devnull)
+
+
+# -- the click side -----------------------------------------------------------------------------
 def complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> list[CompletionItem]:
     """click's ``shell_complete`` for the TASK/PARAM words: tasks, ``name=``, values."""
     return [CompletionItem(v, help=h or None) for v, h in _answer(ctx, incomplete)]
@@ -29,7 +184,11 @@ def _answer(ctx: click.Context, incomplete: str) -> list[tuple[str, str | None]]
     try:
         params = ctx.params
         # A module by name (-m) has nothing to key an index on.
-        found = None if params.get("module") else locate(params.get("flowfile"), params.get("directory"))
+        found = (
+            None
+            if params.get("module")
+            else locate(params.get("flowfile"), params.get("directory"))
+        )
         index = task_index(found) if found else None
         if index is None:
             return []
@@ -98,12 +257,19 @@ def click_facts() -> dict[str, Any]:
 
     ctx = cli.make_context("flow", [], resilient_parsing=True)
     options = [
-        {"name": p.name, "multiple": p.multiple, "opts": [*p.opts, *p.secondary_opts], "help": p.help}
+        {
+            "name": p.name,
+            "multiple": p.multiple,
+            "opts": [*p.opts, *p.secondary_opts],
+            "help": p.help,
+        }
         for p in cli.get_params(ctx)
         if isinstance(p, click.Option) and not p.hidden
     ]
     formats = {
-        shell: [cls(cli, {}, "flow", "_FLOW_COMPLETE").format_completion(item) for item in _probes()]
+        shell: [
+            cls(cli, {}, "flow", "_FLOW_COMPLETE").format_completion(item) for item in _probes()
+        ]
         for shell, cls in (("bash", BashComplete), ("zsh", ZshComplete), ("fish", FishComplete))
     }
     import click.shell_completion as module

@@ -13,11 +13,14 @@ Option defaults (``jobs``, ``keep-going``, ...) come from flow's file alone.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ParameterError
 
+# typing is not imported at run time: this module is on the path of every Tab (entry.py).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .configfile import Entry, Source
 
 # Reading a file (configfile.py, tomllib, configparser) is imported only once one exists: a

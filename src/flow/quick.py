@@ -7,20 +7,29 @@ Each function returns the exact text click's path would print, or None when it c
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
 
 from .complete import Origin, cached_index, candidates, join_equals, locate
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
 SHELLS = ("bash", "zsh", "fish")
 # Words made of these split the same with str.split() as with click's shlex (no quoting).
-_PLAIN = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,:/+=@%^~ "
-)
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,:/+=@%^~ ")
 # Items whose formatting the quick path must reproduce as click does before it may answer (click's
 # format has changed between releases: fish's did in 8.4 and again in 8.5).
-PROBES: list[tuple[str, str, str | None]] = [("plain", "a:b", "one\ttwo:\nthree"), ("plain", "v", None)]
-_VALUED = {"-f": "flowfile", "--flowfile": "flowfile", "-C": "directory", "--directory": "directory"}
+PROBES: list[tuple[str, str, str | None]] = [
+    ("plain", "a:b", "one\ttwo:\nthree"),
+    ("plain", "v", None),
+]
+_VALUED = {
+    "-f": "flowfile",
+    "--flowfile": "flowfile",
+    "-C": "directory",
+    "--directory": "directory",
+}
 
 
 def complete_quickly(environ: Mapping[str, str]) -> str | None:
@@ -58,7 +67,9 @@ def list_quickly(argv: list[str], environ: Mapping[str, str]) -> str | None:
         return None
     given = parsed[0]
     luigi = environ.get("LUIGI_CONFIG_PATH")
-    if luigi and not os.path.isfile(os.path.join(os.path.abspath(given.get("directory", "")), luigi)):
+    if luigi and not os.path.isfile(
+        os.path.join(os.path.abspath(given.get("directory", "")), luigi)
+    ):
         return None  # the run warns that it is not a file
     index = _index(given)
     if index is None or index.get("listable") is not True:
@@ -99,9 +110,7 @@ def _words(shell: str, environ: Mapping[str, str]) -> tuple[list[str], str] | No
     return cwords[1:n], cwords[n] if n < len(cwords) else ""
 
 
-def _options(
-    args: list[str], flags: dict[str, str]
-) -> tuple[dict[str, str], list[str]] | None:
+def _options(args: list[str], flags: dict[str, str]) -> tuple[dict[str, str], list[str]] | None:
     """The ``-f``/``-C`` values and ``flags`` given in ``args``, and the other words; None for
     anything else that starts with ``-`` (click decides what it means)."""
     given: dict[str, str] = {}
