@@ -20,24 +20,33 @@ def main() -> NoReturn:
     the command line to ``flow.cli.main``."""
     argv = sys.argv[1:]
     text = None
-    if "_FLOW_COMPLETE" in os.environ:
-        if os.environ.get("FLOW_QUICK") != "0":
-            from .quick import complete_quickly
-
-            text = complete_quickly(os.environ)
-    elif argv == ["--version"]:
+    if argv == ["--version"] and "_FLOW_COMPLETE" not in os.environ:
         from ._version import __version__
 
         text = f"flow {__version__}\n"
-    elif ("-l" in argv or "--list" in argv) and os.environ.get("FLOW_QUICK") != "0":
-        from .quick import list_quickly
-
-        text = list_quickly(argv, os.environ)
+    elif os.environ.get("FLOW_QUICK") != "0":  # FLOW_QUICK=0: always click's path
+        text = _quick(argv)
     if text is not None and _write(text):
         sys.exit(0)
     from .cli import main as cli_main
 
     cli_main()
+
+
+def _quick(argv: list[str]) -> str | None:
+    """A Tab or ``--list`` answered from the index, or None (click's path answers)."""
+    try:
+        if "_FLOW_COMPLETE" in os.environ:
+            from .quick import complete_quickly
+
+            return complete_quickly(os.environ)
+        if "-l" in argv or "--list" in argv:
+            from .quick import list_quickly
+
+            return list_quickly(argv, os.environ)
+    except Exception:  # an index that is well-formed JSON but not ours: click's path rebuilds it
+        return None
+    return None
 
 
 def _write(text: str) -> bool:
