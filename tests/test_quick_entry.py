@@ -296,3 +296,20 @@ def test_a_malformed_index_is_never_trusted(entry):
 def test_the_console_script_is_the_entry_module():
     text = (REPO / "pyproject.toml").read_text()
     assert 'flow = "flow.entry:main"' in text
+
+
+@pytest.mark.parametrize("field", ["code", "click"])
+def test_an_index_built_by_other_code_or_another_click_is_not_trusted(entry, field):
+    """An edited flow checkout (same version) or an upgraded click: click's path answers, and
+    rebuilds the index."""
+    entry.same(["--list"])
+    assert entry.same(["--list"])[1]
+    index = entry.root / ".flow" / "completion.json"
+    data = json.loads(index.read_text())
+    if field == "code":
+        data["entries"][0]["code"] = "0" * 16
+    else:
+        data["entries"][0]["click"]["source"][1] = 0
+    index.write_text(json.dumps(data))
+    assert entry.complete("zsh", "flow Bu")[1] is False
+    assert entry.complete("zsh", "flow Bu")[1] is True

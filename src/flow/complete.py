@@ -77,6 +77,20 @@ def _config_files(origin: Origin) -> list[str]:
         return []
 
 
+def code_stamp() -> str:
+    """The names, sizes and modification times of flow's own modules, hashed: an index built by
+    other code (an edited checkout, an upgrade that kept the version) is not trusted."""
+    import xxhash
+
+    h = xxhash.xxh3_64()
+    with os.scandir(os.path.dirname(os.path.abspath(__file__))) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.endswith(".py"):
+                st = entry.stat()
+                h.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()
+
+
 def index_key(origin: Origin, modules: list[str]) -> str | None:
     return content_key([origin[0], *modules, *_config_files(origin)])
 
@@ -87,15 +101,26 @@ def cached_index(origin: Origin) -> dict[str, Any] | None:
     data = next((d for d in _stored(origin[0]) if d.get("origin") == list(origin)), None)
     if data is None or data.get("version") != INDEX_VERSION or data.get("flow") != __version__:
         return None
+    if data.get("code") != code_stamp():
+        return None
     modules, tasks = data.get("modules"), data.get("tasks")
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         return None
-    if not isinstance(tasks, list) or not isinstance(data.get("click"), dict):
+    if not isinstance(tasks, list) or not _same_click(data.get("click")):
         return None
     if not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tasks):
         return None
     key = index_key(origin, modules)
     return data if key is not None and key == data.get("key") else None
+
+
+def _same_click(facts: Any) -> bool:
+    """Whether the click that built the index is installed still (an upgrade replaces it)."""
+    try:
+        path, mtime = facts["source"]
+        return bool(os.stat(path).st_mtime_ns == mtime)
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
 
 
 def _stored(flowfile: str) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from .complete import (
     Origin,
     cached_index,
     candidates,
+    code_stamp,
     index_key,
     join_equals,
     locate,
@@ -76,6 +77,7 @@ def make_index(
     return {
         "version": INDEX_VERSION,
         "flow": __version__,
+        "code": code_stamp(),
         "flowfile": loaded.path,
         "origin": list(origin),
         "modules": modules,

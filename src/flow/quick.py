@@ -47,7 +47,7 @@ def complete_quickly(environ: Mapping[str, str]) -> str | None:
         return None
     given, tokens = parsed
     index = _index(given)
-    if index is None or not _same_click(index["click"], shell):
+    if index is None or not _same_format(index["click"], shell):
         return None
     items: list[tuple[str, str | None]] = []
     if incomplete.startswith("-"):  # click's own options first, as Command.shell_complete
@@ -132,14 +132,8 @@ def _options(args: list[str], flags: dict[str, str]) -> tuple[dict[str, str], li
     return given, tokens
 
 
-def _same_click(facts: dict[str, Any], shell: str) -> bool:
-    """Whether the click that built the index is installed still, and formats as we do."""
-    try:
-        path, mtime = facts["source"]
-        if os.stat(path).st_mtime_ns != mtime:
-            return False
-    except (OSError, ValueError, TypeError, KeyError):
-        return False
+def _same_format(facts: dict[str, Any], shell: str) -> bool:
+    """Whether ``shell``'s class of the click that built the index formats as we do."""
     mine = [_format(shell, *probe, False) for probe in PROBES]
     return bool(facts["formats"].get(shell) == mine)
 
