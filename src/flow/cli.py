@@ -21,7 +21,7 @@ GRAPH_FORMATS = ("dot", "mermaid", "json")
 
 def _complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> Any:
     """Tab on a TASK/PARAM word: answered from the task index (complete.py, imported lazily)."""
-    from .complete_click import complete_tokens
+    from .complete import complete_tokens
 
     return complete_tokens(ctx, param, incomplete)
 
@@ -227,11 +227,11 @@ def _report_errors(
 
 def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> int:
     from .args import parse_tokens
-    from .render import format_list, list_entries, render_graph
+    from .render import render_graph, render_list
     from .spine import build
 
     if opts.get("completion"):
-        from .complete_click import script
+        from .complete import script
 
         reporter.text(script(cli, opts["completion"]).rstrip("\n"))
         return 0
@@ -257,13 +257,7 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         tokens.insert(0, graph_fmt)  # `--graph Task`: the word was a task, not a format
         graph_fmt = "dot"
     _serve_and_report_args(opts, tokens)
-    origin, printed = None, [False]
-    if opts["list_"]:  # a listing of the Flowfile is kept in the index (complete.py)
-        from .complete_click import list_origin, watch_output
-
-        origin = list_origin(opts, obj)
-    with watch_output(printed) if origin else contextlib.nullcontext():
-        flowfile, config = _load(opts, obj, reporter)
+    flowfile, config = _load(opts, obj, reporter)
     _serve_default(opts, obj, config)
     if opts["show_config"]:
         from .settings import show_config
@@ -272,12 +266,11 @@ def _invoke(tokens: list[str], opts: dict[str, Any], obj: dict[str, Any], report
         return 0
     if opts["list_"]:
         names = [t for t in tokens if not t.startswith("-") and "=" not in t]
-        entries = list_entries(flowfile, names)
-        reporter.text(format_list(entries, bool(names), json_mode=opts["json_mode"]))
-        if not names and origin is not None:  # the next --list answers from the index
-            from .complete_click import remember_listing
+        reporter.text(render_list(flowfile, names, json_mode=opts["json_mode"]))
+        if not names:  # the next --list may answer from the index (complete.py)
+            from .complete import remember_listing
 
-            remember_listing(flowfile, config, origin, entries, printed[0])
+            remember_listing(flowfile, config, obj)
         return 0
     if opts["serve"] is not None and not tokens:
         from .ui.serve import serve
@@ -398,6 +391,11 @@ def _load(opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> tuple[Any
         os.chdir(flowfile.root)
     elif opts["module"]:
         flowfile = load_module(opts["module"])
+    elif opts["list_"]:  # kept in the index: complete.py notes what the import prints
+        from .complete import import_for_listing
+
+        path = opts["flowfile"] or find_flowfile(os.getcwd())
+        flowfile = import_for_listing(path, obj, script, invocation_dir)
     else:
         flowfile = load_flowfile(opts["flowfile"] or find_flowfile(os.getcwd()))
     cfg.add_parameter_files(config, flowfile.root, invocation_dir)
@@ -423,7 +421,7 @@ def main(argv: list[str] | None = None, module: ModuleType | None = None) -> NoR
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _on_sigterm)
     if "_FLOW_COMPLETE" in os.environ:  # a Tab in the shell: flow's completion classes
-        from .complete_click import install
+        from .complete import install
 
         install()
     try:

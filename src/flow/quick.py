@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from .complete import Origin, cached_index, candidates, join_equals, locate
+from .taskindex import Origin, cached_index, candidates, join_equals, locate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
