@@ -313,3 +313,14 @@ def test_an_index_built_by_other_code_or_another_click_is_not_trusted(entry, fie
     index.write_text(json.dumps(data))
     assert entry.complete("zsh", "flow Bu")[1] is False
     assert entry.complete("zsh", "flow Bu")[1] is True
+
+
+def test_the_flowfile_named_by_tool_flow_lists_and_completes_from_the_index(project):
+    project.write("pipelines/main.py", "import flow\nclass Named(flow.Task):\n    pass\n")
+    project.write("pyproject.toml", '[tool.flow]\nflowfile = "pipelines/main.py"\n')
+    e = Entry(project.root)
+    assert e.same(["--list"])[1] is False
+    out, quick = e.same(["--list", "--json"])
+    assert quick and b'"name": "Named"' in out
+    out, quick = e.complete("bash", "flow Na")
+    assert quick and out == b"plain,Named\n\x00"
