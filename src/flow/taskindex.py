@@ -83,11 +83,14 @@ def code_stamp() -> str:
     import xxhash
 
     h = xxhash.xxh3_64()
-    with os.scandir(os.path.dirname(os.path.abspath(__file__))) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            if entry.name.endswith(".py"):
-                st = entry.stat()
-                h.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    try:
+        with os.scandir(os.path.dirname(os.path.abspath(__file__))) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.name.endswith(".py"):
+                    st = entry.stat()
+                    h.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    except OSError:  # not a directory of files (a zip): the version alone then
+        return "none"
     return h.hexdigest()
 
 
