@@ -299,18 +299,19 @@ def test_a_corrupt_stale_or_foreign_index_is_rebuilt_never_trusted(project, dama
     assert "Build" in complete(project, "flow ")
     index = project.root / ".flow" / "completion.json"
     data = json.loads(index.read_text())
-    data["tasks"] = [{"name": "Bogus", "doc": "", "params": []}]
+    entry = data["entries"][0]  # one index per origin (Flowfile, config start, directory)
+    entry["tasks"] = [{"name": "Bogus", "doc": "", "params": []}]
     if damage == "CHANGE-KEY":
-        data["key"] = "0" * 32
+        entry["key"] = "0" * 32
         index.write_text(json.dumps(data))
     elif damage == "OTHER-FLOW-VERSION":
-        data["flow"] = "0.0.0-other"
+        entry["flow"] = "0.0.0-other"
         index.write_text(json.dumps(data))
     else:
         index.write_text(damage)
     offered = complete(project, "flow ")
     assert "Build" in offered and "Bogus" not in offered
-    assert json.loads(index.read_text())["tasks"][0]["name"] == "Build"
+    assert json.loads(index.read_text())["entries"][0]["tasks"][0]["name"] == "Build"
 
 
 def test_completion_from_the_index_imports_neither_the_flowfile_nor_heavy_modules(project):

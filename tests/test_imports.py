@@ -1,6 +1,7 @@
 """The CLI's import path stays light: completion and every no-op re-run the program."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -77,3 +78,48 @@ def test_version_imports_click_and_the_cli_but_not_the_engine():
         "sqlite3",
     ]
     assert [m for m in engine if m in loaded] == []
+
+
+# A warm Tab and a warm --list go through the console script's module (flow.entry) and answer
+# from the index: no click, no Flowfile, no project module, no engine. The probe writes the
+# imported module names to a file, whatever path the command took.
+PROBE = """
+import json, sys
+where = sys.argv[1]
+sys.argv = ["flow", *sys.argv[2:]]
+try:
+    from flow.entry import main
+    main()
+except SystemExit:
+    pass
+finally:
+    with open(where, "w") as f:
+        json.dump(sorted(sys.modules), f)
+"""
+
+
+def _entry_modules(project, tmp_path, args, env):
+    where = tmp_path / "modules.json"
+    subprocess.run(
+        [sys.executable, "-c", PROBE, str(where), *args],
+        cwd=project.root,
+        capture_output=True,
+        env={**os.environ, **env},
+        timeout=120,
+        check=True,
+    )
+    return set(json.loads(where.read_text()))
+
+
+def test_a_warm_tab_and_a_warm_list_import_neither_click_nor_the_flowfile(project, tmp_path):
+    project.write("helper.py", "import flow\nclass Base(flow.Task):\n    pass\n")
+    project.flowfile("from helper import Base\nclass Slow(Base):\n    pass\n")
+    tab = {"_FLOW_COMPLETE": "bash_complete", "COMP_WORDS": "flow Sl", "COMP_CWORD": "1"}
+    light = ["click", "Flowfile", "__flowfile__", "helper", "flow.cli", "flow.task", "typing"]
+    # Cold: click's path builds the index (a Tab's is not good for --list, which sees the import).
+    assert "click" in _entry_modules(project, tmp_path, [], tab)
+    assert "click" in _entry_modules(project, tmp_path, ["--list"], {})
+    for args, env in (([], tab), (["--list"], {}), (["--list", "--json"], {}), (["--version"], {})):
+        warm = _entry_modules(project, tmp_path, args, env)
+        assert [m for m in light if m in warm] == [], args
+        assert not [m for m in HEAVY if m in warm]

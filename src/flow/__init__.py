@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 from ._version import __version__ as __version__
+
+# Neither typing nor importlib at import time: `import flow` runs on every Tab (entry.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Public names and the module each lives in. They are imported on first use (PEP 562), so that
 # `flow --version` and every shell-completion Tab import click and the CLI module, nothing more.
@@ -145,9 +147,15 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from .task import Config, DynamicRequirements, ExternalTask, Task, WrapperTask
 
 
+def _import(relative: str) -> Any:
+    from importlib import import_module
+
+    return import_module(relative, __name__)
+
+
 def __getattr__(name: str) -> Any:
     if name in _MODULES:
-        value = importlib.import_module(f".{_MODULES[name]}", __name__)
+        value = _import(f".{_MODULES[name]}")
         globals()[name] = value
         return value
     try:
@@ -156,7 +164,7 @@ def __getattr__(name: str) -> Any:
         from .luigi_names import absent_message
 
         raise AttributeError(absent_message(name)) from None
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(_import(f".{module}"), name)
     globals()[name] = value  # later lookups are plain attribute reads
     return value
 

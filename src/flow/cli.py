@@ -313,6 +313,10 @@ def _load_and_run(
     if opts["list_"]:
         names = [t for t in tokens if not t.startswith("-") and "=" not in t]
         reporter.text(render_list(flowfile, names, json_mode=opts["json_mode"]))
+        if not names:  # the next --list may answer from the index (complete.py)
+            from .complete import remember_listing
+
+            remember_listing(flowfile, config, obj)
         return 0
     if opts["serve"] is not None and not tokens:
         from .ui.serve import serve
@@ -434,6 +438,11 @@ def _load(opts: dict[str, Any], obj: dict[str, Any], reporter: Any) -> tuple[Any
         os.chdir(flowfile.root)
     elif opts["module"]:
         flowfile = load_module(opts["module"])
+    elif opts["list_"]:  # kept in the index: complete.py notes what the import prints
+        from .complete import import_for_listing
+
+        path = opts["flowfile"] or find_flowfile(os.getcwd())
+        flowfile = import_for_listing(path, obj, script, invocation_dir)
     else:
         flowfile = load_flowfile(opts["flowfile"] or find_flowfile(os.getcwd()))
     cfg.add_parameter_files(config, flowfile.root, invocation_dir)

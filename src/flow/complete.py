@@ -1,15 +1,11 @@
-"""Shell completion: a task index cached in `.flow/`, and the candidates for one Tab.
-
-The index is keyed by the content hash of the Flowfile and the project modules it imported, so a
-Tab in an unchanged project never imports the Flowfile. Every failure (no Flowfile, a broken
-one, a corrupt index) means "no candidates", never a traceback.
-"""
+"""Shell completion, click's side: the completion classes for bash, zsh and fish, the scripts,
+and building the task index by importing the Flowfile, with the facts about click's output
+that let quick.py answer the next Tab (and ``--list``) without click."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -23,133 +19,150 @@ from click.shell_completion import (
 )
 
 from ._version import __version__
-
-INDEX_VERSION = 1
-
-
-# -- the index --------------------------------------------------------------------------------
-def content_key(paths: list[str]) -> str | None:
-    """xxh3_128 over the paths and contents of ``paths``; None when one cannot be read."""
-    import xxhash
-
-    h = xxhash.xxh3_128()
-    for path in paths:
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError:
-            return None
-        h.update(path.encode("utf-8", "surrogateescape") + b"\0")
-        h.update(data + b"\0")
-    return h.hexdigest()
+from .quick import PROBES
+from .taskindex import (
+    INDEX_VERSION,
+    Origin,
+    cached_index,
+    candidates,
+    code_stamp,
+    index_key,
+    join_equals,
+    locate,
+    store,
+)
 
 
-def _config_files(flowfile: str, start: str) -> list[str]:
-    """The configuration files a run would read: part of the key, so an edit refreshes it."""
-    from .config import config_files
-
-    try:
-        return config_files(start, os.path.dirname(flowfile))
-    except Exception:
-        return []
-
-
-def _valid(data: Any, flowfile: str, start: str) -> bool:
-    """Trust a stored index only if it is ours, current, and its files hash to its key."""
-    if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
-        return False
-    if data.get("flow") != __version__ or data.get("flowfile") != flowfile:
-        return False
-    modules = data.get("modules")
-    tasks = data.get("tasks")
-    if not isinstance(modules, list) or not isinstance(tasks, list):
-        return False
-    if not all(isinstance(m, str) for m in modules):
-        return False
-    if not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tasks):
-        return False
-    key = content_key([flowfile, *modules, *_config_files(flowfile, start)])
-    return key is not None and key == data.get("key")
-
-
-def task_index(flowfile: str, start: str | None = None) -> dict[str, Any] | None:
-    """The index of ``flowfile``'s tasks: from `.flow/` when its key matches, else rebuilt by
-    importing the Flowfile (and stored). None when the Flowfile cannot be imported.
-    ``start`` is where the command runs (where configuration files are looked for)."""
-    from .store import store_dir
-    from .store.index import read_index, write_index
-
-    flowfile = os.path.abspath(flowfile)
-    start = os.path.abspath(start or os.path.dirname(flowfile))
-    flow_dir = store_dir(os.path.dirname(flowfile))
-    data = read_index(flow_dir)
-    if _valid(data, flowfile, start):
-        return data  # type: ignore[no-any-return]
-    data = build_index(flowfile, start)
-    if data is not None:
-        write_index(flow_dir, data)
+# -- building the index (the Flowfile imported) ------------------------------------------------
+def task_index(origin: Origin) -> dict[str, Any] | None:
+    """The index of the Flowfile of ``origin``: from `.flow/` when its key matches, else rebuilt
+    by importing the Flowfile (and stored). None when the Flowfile cannot be imported."""
+    data = cached_index(origin)
+    if data is None:
+        data = build_index(origin)
+        if data is not None:
+            store(data)
     return data
 
 
-def build_index(flowfile: str, start: str | None = None) -> dict[str, Any] | None:
-    """Import the Flowfile (its prints silenced) and describe its tasks for completion, with
-    the parameter defaults its configuration files set."""
+def build_index(origin: Origin) -> dict[str, Any] | None:
+    """Import the Flowfile (its prints silenced) and describe its tasks, with the parameter
+    defaults its configuration files set. Not good for ``--list``: only a ``--list`` run, which
+    sees what the import printed and what the configuration warns about, says so."""
     from .flowfile import load_flowfile
 
-    start = os.path.abspath(start or os.path.dirname(flowfile))
     try:
         with _silenced():
-            loaded = load_flowfile(flowfile)
+            loaded = load_flowfile(origin[0])
         default = loaded.default_task
     except Exception:  # a FlowfileError, or a bad `default`: no index, no candidates
         return None
+    defaults = _configured(loaded, origin)
+    entries = [
+        describe(c, defaults, c is default) for c in loaded.tasks if not c.__name__.startswith("_")
+    ]
+    return make_index(loaded, origin, entries, listable=False)
+
+
+def make_index(
+    loaded: Any, origin: Origin, entries: list[dict[str, Any]], listable: bool
+) -> dict[str, Any] | None:
+    """The index of an imported Flowfile: ``entries`` as ``--list --json`` shows them, and what
+    click prints for completion. ``listable``: ``--list`` may print ``entries`` as they are."""
     modules = loaded.project_modules()
-    key = content_key([loaded.path, *modules, *_config_files(loaded.path, start)])
+    key = index_key(origin, modules)
     if key is None:
         return None
-    defaults = _configured(loaded, start)
-    tasks = [_describe(c, defaults) for c in loaded.tasks if not c.__name__.startswith("_")]
+    default = loaded.default_task
     return {
         "version": INDEX_VERSION,
         "flow": __version__,
+        "code": code_stamp(),
         "flowfile": loaded.path,
+        "origin": list(origin),
         "modules": modules,
         "key": key,
-        "default": default.task_family if default is not None else None,  # type: ignore[attr-defined]
-        "tasks": tasks,
+        "default": default.task_family if default is not None else None,
+        "listable": listable,
+        "tasks": entries,
+        "click": click_facts(),
     }
 
 
-def _configured(loaded: Any, start: str) -> dict[tuple[str, str], Any]:
+def _configured(loaded: Any, origin: Origin) -> dict[tuple[str, str], Any]:
     """The configured parameter defaults (none when a file is broken: the run will say why)."""
     from . import config
 
     try:
-        found = config.add_parameter_files(config.load_options(start), loaded.root, start)
+        found = config.add_parameter_files(config.load_options(origin[1]), loaded.root, origin[2])
         return config.task_defaults(found, loaded.tasks)
     except Exception:
         return {}
 
 
-def _describe(cls: Any, defaults: dict[tuple[str, str], Any]) -> dict[str, Any]:
+def describe(cls: Any, defaults: dict[tuple[str, str], Any], is_default: bool) -> dict[str, Any]:
+    """One task as ``--list --json`` shows it."""
     from .render import describe_task
 
-    entry = describe_task(cls, defaults)
-    params = [
-        {
-            "name": p["name"],
-            "type": p["type"],
-            "default": p["default"],
-            "values": p["choices"],
-            "description": p["description"] or "",
-        }
-        for p in entry["params"]
-    ]
-    return {"name": entry["name"], "doc": entry["doc"], "params": params}
+    return describe_task(cls, defaults) | {"default_task": is_default}
+
+
+# -- the index of a --list run ----------------------------------------------------------------
+def import_for_listing(path: str, obj: dict[str, Any], script: str | None, here: str) -> Any:
+    """Import the Flowfile at ``path`` for ``--list`` (run from ``here``, given ``-f script``),
+    noting in ``obj`` where the run looked for configuration and whether anything was written to
+    sys.stdout or sys.stderr meanwhile (a listing from the index would not repeat it)."""
+    import sys
+
+    from .flowfile import load_flowfile
+
+    start = os.path.dirname(os.path.abspath(script)) if script else here
+    printed = [False]
+    obj["listing"] = {"where": (start, here), "printed": printed}
+
+    class Watched:
+        def __init__(self, stream: Any) -> None:
+            self._stream = stream
+
+        def write(self, text: str) -> int:
+            printed[0] = printed[0] or bool(text)
+            return int(self._stream.write(text))
+
+        def __getattr__(self, name: str) -> Any:
+            if name in ("buffer", "fileno"):  # bytes written past us: count them as printed
+                printed[0] = True
+            return getattr(self._stream, name)
+
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Watched(out), Watched(err)  # type: ignore[assignment]
+    try:
+        return load_flowfile(path)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def remember_listing(loaded: Any, config: Any, obj: dict[str, Any]) -> None:
+    """Store the index after a ``--list`` run of all tasks; ``--list`` may answer from it next
+    time if the import printed nothing and the configuration warned of nothing (neither would be
+    repeated)."""
+    from .config import check
+    from .render import list_entries
+
+    listing = obj.get("listing")
+    if listing is None:
+        return  # a module's tasks (-m, flow.run): nothing to key an index on
+    try:
+        clean = not listing["printed"][0] and not check(config, loaded.tasks)
+        origin = (loaded.path, *listing["where"])
+        data = make_index(loaded, origin, list_entries(loaded, []), listable=clean)
+        if data is not None:
+            store(data)
+    except Exception:  # only a cache: the listing was printed
+        pass
 
 
 @contextlib.contextmanager
-def _silenced() -> Iterator[None]:
+def _silenced() -> Any:
     """Send whatever the Flowfile prints while importing to /dev/null: stdout is the answer."""
     from .fds import redirected
 
@@ -162,154 +175,22 @@ def _silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-# -- candidates (a pure function of the index and the words typed) ---------------------------
-def _loose(name: str) -> str:
-    return name.replace("-", "").replace("_", "").lower()
-
-
-def _find(index: dict[str, Any], name: str) -> dict[str, Any] | None:
-    """The task entry called ``name`` as the command line would match it, or None."""
-    tasks = index["tasks"]
-    for same in (
-        lambda t: t["name"] == name,
-        lambda t: t["name"].rsplit(".", 1)[-1] == name,
-        lambda t: t["name"].lower() == name.lower(),
-        lambda t: (
-            _loose(t["name"]) == _loose(name)
-            or _loose(t["name"].rsplit(".", 1)[-1]) == _loose(name)
-        ),
-    ):
-        found = [t for t in tasks if same(t)]
-        if len(found) == 1:
-            return found[0]  # type: ignore[no-any-return]
-    return None
-
-
-def _params(task: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    return {p["name"]: p for p in task["params"]} if task else {}
-
-
-def _scan(
-    index: dict[str, Any], tokens: list[str]
-) -> tuple[dict[str, Any] | None, set[str], dict[str, Any] | None]:
-    """Walk the words before the cursor: the current task, the parameters it was given, and a
-    parameter whose value comes next (after ``--name``)."""
-    current: dict[str, Any] | None = None
-    given: set[str] = set()
-    pending: dict[str, Any] | None = None
-
-    def task() -> dict[str, Any] | None:
-        nonlocal current
-        if current is None and index.get("default"):
-            current = _find(index, index["default"])
-        return current
-
-    for tok in tokens:
-        if pending is not None:
-            pending = None
-            continue
-        if tok.startswith("--"):
-            name, eq, _ = tok[2:].partition("=")
-            name = name.replace("-", "_")
-            params = _params(task())
-            if name.startswith("no_") and name not in params:
-                name = name[3:]
-            if name in params:
-                given.add(name)
-                if not eq and params[name]["type"] != "bool":
-                    pending = params[name]
-        elif tok.startswith("-"):
-            continue
-        elif "=" in tok:
-            name = tok.split("=", 1)[0]
-            if "." not in name:
-                task()
-                given.add(name)
-        else:
-            found = _find(index, tok)
-            if found is not None:
-                current, given = found, set()
-    return task(), given, pending
-
-
-def candidates(index: dict[str, Any], tokens: list[str], incomplete: str) -> list[tuple[str, str]]:
-    """The (value, help) pairs to offer for ``incomplete`` after the words ``tokens``."""
-    current, given, pending = _scan(index, tokens)
-    if pending is not None:
-        return [(v, "") for v in pending["values"] if v.startswith(incomplete)]
-    if incomplete.startswith("-"):
-        return [
-            (f"--{p['name']}", p["description"] or p["type"])
-            for p in _params(current).values()
-            if p["name"] not in given and f"--{p['name']}".startswith(incomplete)
-        ]
-    if "=" in incomplete:
-        name, _, prefix = incomplete.partition("=")
-        task = current
-        pname = name
-        if "." in name:
-            family, _, pname = name.rpartition(".")
-            task = _find(index, family)
-        param = _params(task).get(pname)
-        if param is None:
-            return []
-        return [(f"{name}={v}", "") for v in param["values"] if v.startswith(prefix)]
-    low = incomplete.lower()
-    out = [(t["name"], t["doc"]) for t in index["tasks"] if t["name"].lower().startswith(low)]
-    free = [p for p in _params(current).values() if p["name"] not in given]
-    matching = [p for p in free if p["name"].startswith(incomplete)]
-    if len(matching) == 1 and not out:
-        # One parameter left to offer: give its values too, so the shell inserts "name=" and
-        # waits (a single "name=" candidate would get a space appended after it).
-        p = matching[0]
-        values = p["values"] or ([p["default"]] if p["default"] is not None else [])
-        return [(f"{p['name']}={v}", p["description"]) for v in values] or [
-            (f"{p['name']}=", p["description"] or p["type"])
-        ]
-    out += [(f"{p['name']}=", p["description"] or p["type"]) for p in matching]
-    return out
-
-
 # -- the click side -----------------------------------------------------------------------------
-def _flowfile_of(params: dict[str, Any]) -> tuple[str, str] | None:
-    """The Flowfile a command line would use, found without importing anything, and the
-    directory the command would start in."""
-    from .flowfile import find_flowfile
-
-    if params.get("module"):
-        return None  # a module by name: nothing to key an index on
-    base = os.path.abspath(params.get("directory") or os.getcwd())
-    if params.get("flowfile"):
-        path = os.path.join(base, params["flowfile"])
-        return path, os.path.dirname(path)
-    try:
-        return _configured_flowfile(base) or find_flowfile(base), base
-    except Exception:
-        return None
-
-
-def _configured_flowfile(base: str) -> str | None:
-    """The Flowfile that ``[tool.flow] flowfile`` names, if any."""
-    from .config import load_options
-
-    try:
-        entry = load_options(base).option("flowfile")
-    except Exception:  # a broken configuration: complete from the usual Flowfile
-        return None
-    if entry is None or not isinstance(entry.value, str):
-        return None
-    return os.path.join(os.path.dirname(entry.path), entry.value)
-
-
 def complete_tokens(ctx: click.Context, param: Any, incomplete: str) -> list[CompletionItem]:
     """click's ``shell_complete`` for the TASK/PARAM words: tasks, ``name=``, values."""
     return [CompletionItem(v, help=h or None) for v, h in _answer(ctx, incomplete)]
 
 
-def _answer(ctx: click.Context, incomplete: str) -> list[tuple[str, str]]:
+def _answer(ctx: click.Context, incomplete: str) -> list[tuple[str, str | None]]:
     try:
-        found = _flowfile_of(ctx.params)
-        index = task_index(*found) if found else None
+        params = ctx.params
+        # A module by name (-m) has nothing to key an index on.
+        found = (
+            None
+            if params.get("module")
+            else locate(params.get("flowfile"), params.get("directory"))
+        )
+        index = task_index(found) if found else None
         if index is None:
             return []
         return candidates(index, list(ctx.params.get("tokens") or ()), incomplete)
@@ -340,20 +221,8 @@ class _Bash(_FlowComplete, BashComplete):
 
     def get_completion_args(self) -> tuple[list[str], str]:
         args, incomplete = super().get_completion_args()
-        words: list[str] = []
-        glue = False
-        for word in [*args, incomplete]:
-            if word == "=" and words:
-                words[-1] += "="
-                glue = True
-            elif glue:
-                words[-1] += word
-                glue = False
-            else:
-                words.append(word)
-        # The shell's current word is what follows the "=": answer with values alone.
-        self._after_equals = glue or incomplete != words[-1]
-        return words[:-1], words[-1]
+        words, incomplete, self._after_equals = join_equals(args, incomplete)
+        return words, incomplete
 
     def format_completion(self, item: CompletionItem) -> str:
         if self._after_equals:
@@ -380,3 +249,36 @@ def script(cli: click.Command, shell: str) -> str:
     install()
     classes = {"bash": _Bash, "zsh": _Zsh, "fish": _Fish}
     return classes[shell](cli, {}, "flow", "_FLOW_COMPLETE").source()
+
+
+def click_facts() -> dict[str, Any]:
+    """What the quick path needs to know of click: flow's options as click offers them after a
+    ``-``, and how each shell's class formats the probe items."""
+    from .cli import cli
+
+    ctx = cli.make_context("flow", [], resilient_parsing=True)
+    options = [
+        {
+            "name": p.name,
+            "multiple": p.multiple,
+            "opts": [*p.opts, *p.secondary_opts],
+            "help": p.help,
+        }
+        for p in cli.get_params(ctx)
+        if isinstance(p, click.Option) and not p.hidden
+    ]
+    formats = {
+        shell: [
+            cls(cli, {}, "flow", "_FLOW_COMPLETE").format_completion(item) for item in _probes()
+        ]
+        for shell, cls in (("bash", BashComplete), ("zsh", ZshComplete), ("fish", FishComplete))
+    }
+    import click.shell_completion as module
+
+    st = os.stat(module.__file__ or "")
+    # An upgrade of click replaces this file: the quick path then leaves the answer to click.
+    return {"options": options, "formats": formats, "source": [module.__file__, st.st_mtime_ns]}
+
+
+def _probes() -> list[CompletionItem]:
+    return [CompletionItem(value, type=kind, help=help) for kind, value, help in PROBES]

@@ -13,11 +13,14 @@ Option defaults (``jobs``, ``keep-going``, ...) come from flow's file alone.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ParameterError
 
+# typing is not imported at run time: this module is on the path of every Tab (entry.py).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .configfile import Entry, Source
 
 # Reading a file (configfile.py, tomllib, configparser) is imported only once one exists: a
@@ -84,6 +87,19 @@ class Config:
 
 
 # -- finding and reading the files ------------------------------------------------------------
+def locate_flowfile(start: str, name: str = "Flowfile.py") -> str | None:
+    """The nearest file called ``name`` in ``start`` or a parent directory, or None."""
+    here = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(here, name)
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
 def find_flow_config(start: str) -> tuple[str, str] | None:
     """The nearest flow.toml, or pyproject.toml with a [tool.flow] table, at or above ``start``:
     (path, text), or None."""

@@ -110,18 +110,15 @@ def project_files(*roots: str) -> ProjectFiles:
 
 def find_flowfile(start: str) -> str:
     """The nearest ``Flowfile.py`` in ``start`` or a parent directory."""
-    here = os.path.abspath(start)
-    while True:
-        candidate = os.path.join(here, FLOWFILE_NAME)
-        if os.path.isfile(candidate):
-            return candidate
-        parent = os.path.dirname(here)
-        if parent == here:
-            raise FlowfileError(
-                f"no {FLOWFILE_NAME} in {os.path.abspath(start)} or any parent directory; "
-                "create one, or name a file with -f FILE"
-            )
-        here = parent
+    from .config import locate_flowfile
+
+    found = locate_flowfile(start, FLOWFILE_NAME)
+    if found is None:
+        raise FlowfileError(
+            f"no {FLOWFILE_NAME} in {os.path.abspath(start)} or any parent directory; "
+            "create one, or name a file with -f FILE"
+        )
+    return found
 
 
 def load_flowfile(path: str) -> Flowfile:

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from .plan import Plan
+# typing is not imported at run time: --list answers from the index without it (quick.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .plan import Plan
 
 
 def render_list(flowfile: Any, names: list[str], json_mode: bool = False) -> str:
     """The Flowfile's tasks with their parameters and first docstring line (``flow --list``);
     with ``names``, those tasks in full: whole docstring and each parameter's description."""
+    return format_list(list_entries(flowfile, names), bool(names), json_mode)
+
+
+def list_entries(flowfile: Any, names: list[str]) -> list[dict[str, Any]]:
+    """What ``--list`` shows of each task (all public tasks, or those ``names``), as plain data
+    (the completion index keeps them, so an unchanged project lists without importing)."""
+    from .config import active_defaults
     from .flowfile import find_task
 
     classes = (
@@ -18,11 +29,13 @@ def render_list(flowfile: Any, names: list[str], json_mode: bool = False) -> str
         if names
         else [c for c in flowfile.tasks if not c.__name__.startswith("_")]
     )
-    from .config import active_defaults
-
     default = flowfile.default_task
     configured = active_defaults(classes)
-    entries = [describe_task(c, configured) | {"default_task": c is default} for c in classes]
+    return [describe_task(c, configured) | {"default_task": c is default} for c in classes]
+
+
+def format_list(entries: list[dict[str, Any]], details: bool, json_mode: bool = False) -> str:
+    """The text of ``--list`` from :func:`list_entries` (``details``: docstrings in full)."""
     if json_mode:
         return json.dumps({"tasks": entries}, indent=2, ensure_ascii=False)
     if not entries:
@@ -36,7 +49,7 @@ def render_list(flowfile: Any, names: list[str], json_mode: bool = False) -> str
         if e["doc"]:
             line += f"  # {e['doc']}"
         lines.append(line.rstrip())
-        if names:
+        if details:
             lines += _task_details(e)
     return "\n".join(lines)
 

@@ -16,9 +16,12 @@ of shell completion must not load sqlite3).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
+# typing is not imported at run time: this module is on the path of every Tab (entry.py).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..fingerprint import StatRecord
     from .locks import Locks
     from .records import Manifest, Record

@@ -6,12 +6,14 @@ and writing it replaces whatever is at its name rather than writing through it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from typing import Any
 
 from . import INDEX_NAME
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
@@ -33,6 +35,8 @@ def write_index(directory: str, data: dict[str, Any]) -> None:
     since the index is only a cache."""
     if os.path.islink(directory):
         return  # never write through a symlinked store; the run itself says what is wrong
+    import contextlib
+
     path = os.path.join(directory, INDEX_NAME)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
