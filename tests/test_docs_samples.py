@@ -87,6 +87,9 @@ NORMALISE = [
         "<time>",
     ),  # timestamps
     (re.compile(r"\brun \d+\b"), "run <id>"),  # run ids in the history
+    # .flow/ file names: backup/20261125-151610/, manifest.sqlite.corrupt-20261125-151311-17040
+    (re.compile(r"\b\d{8}-\d{6}(-\d+)?\b"), "<time>"),
+    (re.compile(r"\b127\.0\.0\.1:\d+\b"), "127.0.0.1:<port>"),  # a server's free port
 ]
 
 
@@ -278,3 +281,7 @@ def test_skipped_and_foreign_blocks_are_not_run(tmp_path: Path) -> None:
 def test_normalise_is_small_and_explicit(tmp_path: Path) -> None:
     out = f"in 12.34s at 2026-11-30T04:05:06Z, run 17 in {tmp_path}/x\n"
     assert normalise(out, tmp_path) == ["in 0.00s at <time>, run <id> in /project/x"]
+    out = "backup/20261125-151610/a, corrupt-20261125-151311-17040, http://127.0.0.1:41727/\n"
+    assert normalise(out, tmp_path) == [
+        "backup/<time>/a, corrupt-<time>, http://127.0.0.1:<port>/"
+    ]
