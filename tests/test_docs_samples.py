@@ -90,6 +90,7 @@ NORMALISE = [
     # .flow/ file names: backup/20261125-151610/, manifest.sqlite.corrupt-20261125-151311-17040
     (re.compile(r"\b\d{8}-\d{6}(-\d+)?\b"), "<time>"),
     (re.compile(r"\b127\.0\.0\.1:\d+\b"), "127.0.0.1:<port>"),  # a server's free port
+    (re.compile(r'"seconds": [0-9.e-]+'), '"seconds": 0.0'),  # durations in --json
 ]
 
 
@@ -132,7 +133,7 @@ def commands(console: str) -> list[tuple[str, list[str]]]:
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOW_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update(NO_COLOR="1", PYTHONUNBUFFERED="1", COLUMNS="100")
+    env.update(NO_COLOR="1", PYTHONUNBUFFERED="1", COLUMNS="80")  # --help wraps at COLUMNS
     env.pop("PYTHONPATH", None)
     return env
 
@@ -285,3 +286,4 @@ def test_normalise_is_small_and_explicit(tmp_path: Path) -> None:
     assert normalise(out, tmp_path) == [
         "backup/<time>/a, corrupt-<time>, http://127.0.0.1:<port>/"
     ]
+    assert normalise('  "seconds": 2.5e-05,', tmp_path) == ['  "seconds": 0.0,']
