@@ -29,8 +29,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-# Pages written by others or generated, and so checked elsewhere.
-NOT_HERE = {"luigi.md", "luigi-api.md", "faq.md", "cli-reference.md", "api-reference.md"}
+# Generated pages: their blocks are not samples.
+GENERATED = {"cli-reference.md", "api-reference.md"}
+# Written on the luigi-guide branch (placeholders here): drop this set when it lands.
+ELSEWHERE = {"luigi.md", "luigi-api.md", "faq.md"}
+NOT_HERE = GENERATED | ELSEWHERE
 PAGES = sorted(p.name for p in DOCS.glob("*.md") if p.name not in NOT_HERE)
 MAX_SKIPS = 15
 COMMAND_TIMEOUT = 120.0
