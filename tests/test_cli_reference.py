@@ -14,7 +14,9 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_cli_reference", DOCS / "gen_cli_reference.py")
+    spec = importlib.util.spec_from_file_location(
+        "gen_cli_reference", DOCS / "gen_cli_reference.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -234,7 +234,7 @@ def test_skips_stay_few() -> None:
 
 
 # The checker itself: a sample that no longer matches flow's output fails.
-SEED = '''\
+SEED = """\
 import flow
 
 
@@ -245,7 +245,7 @@ class Hello(flow.Task):
     def run(self):
         with self.output().open("w") as f:
             f.write("hello\\n")
-'''
+"""
 
 
 def _page(transcript: str) -> str:
@@ -286,7 +286,5 @@ def test_normalise_is_small_and_explicit(tmp_path: Path) -> None:
     out = f"in 12.34s at 2026-11-30T04:05:06Z, run 17 in {tmp_path}/x\n"
     assert normalise(out, tmp_path) == ["in 0.00s at <time>, run <id> in /project/x"]
     out = "backup/20261125-151610/a, corrupt-20261125-151311-17040, http://127.0.0.1:41727/\n"
-    assert normalise(out, tmp_path) == [
-        "backup/<time>/a, corrupt-<time>, http://127.0.0.1:<port>/"
-    ]
+    assert normalise(out, tmp_path) == ["backup/<time>/a, corrupt-<time>, http://127.0.0.1:<port>/"]
     assert normalise('  "seconds": 2.5e-05,', tmp_path) == ['  "seconds": 0.0,']
