@@ -8,9 +8,11 @@ The convention (docs/contributing.md says the same, for writers):
 - A ```python block without a marker is executed with ``python`` in that directory (from stdin,
   so ``__main__`` is the block) and must exit 0.
 - A ```console block: each ``$ cmd`` line is run by ``/bin/sh`` in that directory, with ``flow``
-  on PATH, stdout and stderr merged. The lines after it, up to the next ``$`` line, are what it
-  prints, compared after `normalise`; a line ``...`` stands for any number of lines. A command
-  shown with no output must exit 0. A line ending in ``\\`` continues on the next.
+  on PATH, stdout and stderr merged, NO_COLOR=1, COLUMNS=80 and no FLOW_* variables. Each
+  command gets a new shell (write ``(cd sub && flow ...)``). The lines after it, up to the next
+  ``$`` line, are what it prints, compared after `normalise` (durations, timestamps, run ids,
+  ports, JSON seconds and the scratch path); a line ``...`` stands for any number of lines. A
+  command shown with no output must exit 0. A line ending in ``\\`` continues on the next.
 - A block right after ``<!-- skip: REASON -->`` is not run; the reason is mandatory, and each
   skip is reported as a skipped test so they stay few.
 - Blocks in other languages (toml, ini, sh, text, ...) are not run unless marked as files.
