@@ -248,10 +248,30 @@ def build(
     keep_going: bool = False,
     **options: Any,
 ) -> BuildResult:
-    """Build ``tasks`` from Python (Luigi's ``luigi.build``); see :func:`flow.spine.build`.
+    """Build ``tasks`` and what they require, running only what is stale (Luigi's ``luigi.build``).
 
-    ``local_scheduler=``, ``detailed_summary=`` and other Luigi keywords are accepted and ignored;
-    ``workers=N`` means ``jobs=N``. The result is truthy when everything succeeded.
+    Paths and ``.flow/`` are relative to the current directory: run it from the project. A
+    failing task does not raise; the result says it failed.
+
+    Args:
+        tasks: a task, or a list of tasks.
+        jobs: run up to this many tasks at once, as ``-j``; with more than one, ``run()``
+            methods execute in worker processes. ``workers=`` is accepted as a synonym.
+        dry_run: plan only, as ``-n``: nothing runs and nothing is written.
+        force: rebuild the tasks and everything upstream of them, as ``-B``.
+        keep_going: after a failure, run what does not depend on it, as ``-k``.
+        **options: ``check=True`` (``--check``), ``touch=True`` (``-t``), ``explain=True``,
+            ``dask="local:2"`` (``--dask``), ``cache="DIR-or-URL"`` (``--cache``),
+            ``reporter=`` (where output goes), ``subscribers=`` (listeners to the build's
+            events) and ``backend=``. Luigi's ``local_scheduler``, ``detailed_summary``,
+            ``scheduler_host``, ``scheduler_port`` and ``log_level`` are accepted and ignored.
+
+    Returns:
+        A ``BuildResult``: truthy when everything requested is up to date or was built.
+
+    Raises:
+        flow.errors.GraphError: a dependency cycle, or two tasks declaring one output.
+        flow.errors.ParameterError: a bad parameter value.
     """
     from .spine import build as _build
 
@@ -278,10 +298,17 @@ def _in_worker_import() -> bool:
 
 
 def run(argv: list[str] | None = None) -> bool:
-    """Run flow's command line from a script whose tasks are in ``__main__``.
+    """Run flow's command line from a script whose tasks are in ``__main__`` (Luigi's ``luigi.run``).
 
-    ``python pipeline.py SquaredNumbers --n 20`` then works like ``flow -f pipeline.py ...``.
-    Returns True on success (as Luigi's ``run`` does); exits with flow's status otherwise.
+    ``python pipeline.py SquaredNumbers --n 20`` then works like
+    ``flow -f pipeline.py SquaredNumbers --n 20``, from any directory. Call it under
+    ``if __name__ == "__main__":``, since ``-j`` worker processes import the script again.
+
+    Args:
+        argv: the command line without the program name; ``sys.argv[1:]`` by default.
+
+    Returns:
+        True on success, as Luigi's ``run`` does. Otherwise it exits with flow's exit status.
     """
     import sys
 

@@ -257,7 +257,14 @@ class RemoteTarget(FileSystemTarget):
 
 
 class S3Target(RemoteTarget):
-    """An object on S3 (or an S3-compatible store): ``S3Target("s3://bucket/key")``, as in Luigi."""
+    """An object on S3 (or an S3-compatible store): ``S3Target("s3://bucket/key")``, as in Luigi.
+
+    Args:
+        path: the ``s3://bucket/key`` URL.
+        format: a ``flow.format`` (``Nop`` for bytes), as for ``RemoteTarget``.
+        client: Luigi's boto client; refused: give storage options instead.
+        **kwargs: s3fs storage options (``key=``, ``secret=``, ``endpoint_url=``, ...).
+    """
 
     def __init__(self, path: str, format: Any = None, client: Any = None, **kwargs: Any) -> None:
         if client is not None:
@@ -315,7 +322,17 @@ def credentials_refused(pattern: str) -> None:
 
 
 def target_for(url: str | os.PathLike[str], **storage_options: Any) -> FileSystemTarget:
-    """The target for any path or URL: a LocalTarget for a path or ``file://``, else remote."""
+    """The target for any path or URL: a LocalTarget for a path or ``file://``, else remote.
+
+    Use it when a parameter says where data lives: ``target_for(self.dest)``.
+
+    Args:
+        url: a local path, a ``file://`` URL, or any fsspec URL (``s3://bucket/key``).
+        **storage_options: passed to fsspec for a remote URL (``anon=True``, ``endpoint_url=``).
+
+    Returns:
+        A ``LocalTarget`` or a ``RemoteTarget``.
+    """
     from .target import LocalTarget
 
     text = os.fspath(url)

@@ -43,6 +43,14 @@ class BuildResult:
     """The outcome of ``flow.build``: the plan, each task's result, and the exit status.
 
     It is truthy when everything requested is up to date or was built (Luigi's ``build()``).
+    ``ran``, ``restored``, ``up_to_date``, ``failed`` and ``skipped`` list task ids by status.
+
+    Attributes:
+        plan: the plan: ``to_run`` (task ids in order), ``decisions[task_id].reasons`` and
+            ``missing`` (missing external outputs and the tasks that need them).
+        results: task id to ``TaskResult`` (``status``, ``decision``, ``duration``, ``error``);
+            empty for a dry run.
+        exit_status: what the ``flow`` command would exit with: 0 or 1.
     """
 
     plan: Plan | None
