@@ -71,6 +71,13 @@ class Boom(flow.Task):
     def run(self):
         raise ValueError("the disk is full")
 
+class Hello(flow.Task):
+    def output(self):
+        return flow.LocalTarget("hello.txt")
+    def run(self):
+        with self.output().open("w") as f:
+            f.write("hello")
+
 class Big(flow.Task):
     resources = {"db": 3}
     def run(self):
@@ -204,6 +211,25 @@ def test_hand_edited_output_is_kept_then_saved_before_a_forced_rebuild(project):
     proc = project.run("-B", "Numbers")
     assert proc.returncode == 0
     check(proc.stderr, ["was modified by hand; saved that copy as .flow/backup/"])
+
+
+def test_outputs_without_a_record_are_adopted_with_a_warning(project):
+    """An output made before flow (by Luigi, say): recorded as up to date, and flow says so."""
+    setup(project)
+    project.write("hello.txt", "hello")
+    proc = project.run("Hello")
+    assert proc.returncode == 0
+    check(proc.stderr, ["adopted the existing outputs of Hello() without running it: no record "
+                        "in .flow/, and nothing says they are stale (run with -B to rebuild instead)"])  # fmt: skip
+
+
+def test_outputs_whose_path_lacks_a_parameter_are_not_adopted(project):
+    """Without a record, an output whose path does not name a parameter cannot be trusted."""
+    setup(project)
+    project.write("out/numbers.txt", "1\n")
+    proc = project.run("-n", "Numbers")
+    assert proc.returncode == 0
+    check(proc.stdout, ["no-record: out/numbers.txt: its path does not name n, so which n built it is unknown"])  # fmt: skip
 
 
 def test_corrupt_manifest_is_moved_aside(project):
