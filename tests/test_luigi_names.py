@@ -14,7 +14,7 @@ import pytest
 import flow
 from flow.luigi_names import ABSENT, NAMES, markdown_table
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "luigi.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "luigi-api.md"
 
 
 def luigi_public_names() -> list[str]:
@@ -53,7 +53,7 @@ def test_every_name_of_the_table_is_implemented_or_says_the_flow_way():
 
 
 def test_the_luigi_guide_has_the_complete_table():
-    """docs/luigi.md ends with the table flow.luigi_names generates: no name missing or stale."""
+    """docs/luigi-api.md ends with the table flow.luigi_names generates: no name missing or stale."""
     text = DOCS.read_text()
     assert markdown_table() in text
     rows = re.findall(r"^\| `([^`]+)` \|", text, re.M)
