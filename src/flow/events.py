@@ -35,7 +35,7 @@ class Status(StrEnum):
 _BLOCKING = frozenset({Status.FAILED, Status.SKIPPED, Status.MISSING_EXTERNAL})
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskResult:
     """What happened to one task in a run."""
 
@@ -111,6 +111,7 @@ class Fanout:
 
     def info(self, message: str) -> None:
         self._emit("info", message)
+
     def dashboard(self, url: str) -> None:
         """Where the run can be watched besides flow's page (a Dask cluster's dashboard)."""
         self._emit("dashboard", url)

@@ -81,7 +81,7 @@ class Register(type):
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         values = cls.resolve_params(args, kwargs)  # type: ignore[attr-defined]
-        key = (cls, tuple(values.values()))
+        key = (cls, *values.values())  # one tuple: 100,000 tasks keep 100,000 keys
         try:
             return Register._instances[key]
         except KeyError:

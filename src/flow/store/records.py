@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ManifestError
 from ..fingerprint import StatRecord
-from . import DB_NAME, LOCK_NAME, check_layout, journal
+from . import DB_NAME, LOCK_NAME, bulk, check_layout, journal
 from . import dynamic as dynamic_table
 from .backup import backup
 from .database import connect, from_db, move_aside, to_db, transaction
@@ -61,6 +61,9 @@ class Manifest:
         self._db: sqlite3.Connection | None = None
         # Preloaded rows (``preload``); None: read row by row. Keys in ``_fresh`` bypass them.
         self._records: dict[str, tuple[Any, ...]] | None = None
+        self._complete = False  # _records and _stats hold every row (else: those read ahead)
+        self._asked: frozenset[str] = frozenset()  # the keys read ahead, found or not
+        self._asked_files: frozenset[str] = frozenset()
         # Preloaded stat-cache rows: raw tuples until asked for (most are asked once), or
         # StatRecords saved by this run.
         self._stats: dict[str, Any] | None = None
@@ -136,6 +139,8 @@ class Manifest:
     def _recover(self, exc: BaseException) -> None:
         self.recovered = True
         self._records = self._stats = None  # whatever was preloaded came from the bad file
+        self._complete = False
+        self._asked = self._asked_files = frozenset()
         self._dynamic = dynamic_table.Recorded()
         if self._db is not None:
             with contextlib.suppress(Exception):
@@ -176,17 +181,27 @@ class Manifest:
         if self._db is None:
             return
         try:
-            records = self._db.execute(
-                "SELECT key, task_id, family, params, code, inputs, hash, built_ns FROM outputs"
-            ).fetchall()
-            stats = self._db.execute(
-                "SELECT path, size, mtime_ns, ctime_ns, ino, hash, checked_ns FROM files"
-            ).fetchall()
-            self._stats = {from_db(row[0]): row[1:] for row in stats}
+            self._records, self._stats = bulk.load_all(self._db)
         except sqlite3.DatabaseError as exc:
+            self._records = self._stats = None
             self._recover(exc)
             return
-        self._records = {from_db(row[0]): row[1:] for row in records}
+        self._complete = True
+
+    def read_ahead(self, outputs: Iterable[str], files: Iterable[str]) -> None:
+        """Read the records of ``outputs`` and the stat-cache entries of ``files`` (those of the
+        next tasks to decide) in a few queries, in place of those read ahead before: for
+        graphs too big to ``preload``, whose rows would not fit in memory at once."""
+        if self._complete or self._db is None:
+            return
+        outputs, files = frozenset(outputs), frozenset(files)
+        try:
+            self._records, self._stats = bulk.load_keys(self._db, outputs, files)
+        except sqlite3.DatabaseError as exc:
+            self._records = self._stats = None
+            self._recover(exc)
+            return
+        self._asked, self._asked_files = outputs, files
 
     def refresh(self, keys: Iterable[str]) -> None:
         """Forget preloaded rows of ``keys``: the next read goes to the database."""
@@ -201,13 +216,15 @@ class Manifest:
         row: tuple[Any, ...] | None
         if key in self._held_records:
             row = self._held_records[key]
-        elif self._records is not None and key not in self._fresh:
+        elif (
+            self._records is not None
+            and key not in self._fresh
+            and (self._complete or key in self._asked)
+        ):
             row = self._records.get(key)
         else:
             row = self._query(
-                "SELECT task_id, family, params, code, inputs, hash, built_ns FROM outputs "
-                "WHERE key = ?",
-                (to_db(key),),
+                f"SELECT {bulk.RECORD_COLUMNS} FROM outputs WHERE key = ?", (to_db(key),)
             )
         if row is None:
             return None
@@ -248,14 +265,17 @@ class Manifest:
         """The stat-cache entry of a file, or None."""
         if path in self._held_stats:
             return self._held_stats[path]
-        if self._stats is not None and path not in self._fresh:
+        if (
+            self._stats is not None
+            and path not in self._fresh
+            and (self._complete or path in self._asked_files)
+        ):
             row = self._stats.get(path)
             if row is None or type(row) is StatRecord:
                 return row
         else:
             row = self._query(
-                "SELECT size, mtime_ns, ctime_ns, ino, hash, checked_ns FROM files WHERE path = ?",
-                (to_db(path),),
+                f"SELECT {bulk.STAT_COLUMNS} FROM files WHERE path = ?", (to_db(path),)
             )
         if row is None:
             return None
