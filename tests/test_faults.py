@@ -363,6 +363,49 @@ def test_a_task_that_clobbers_the_manifest_does_not_crash_flow(project):
     assert project.ran("Next") == []
 
 
+@pytest.mark.parametrize(
+    "vandalism",
+    [
+        'open(".flow/manifest.sqlite", "wb").close()',  # truncated to nothing
+        'open("junk", "wb").write(b"junk" * 500); os.replace("junk", ".flow/manifest.sqlite")',
+        'os.remove(".flow/manifest.sqlite")',
+    ],
+    ids=["truncated", "replaced", "removed"],
+)
+def test_a_task_that_truncates_replaces_or_removes_the_manifest_loses_no_record(project, vandalism):
+    """Other shapes of the clobbered manifest: in WAL mode flow's writes go on into the old
+    file's log unless it checks the file before each write; the records of this run must land
+    in a fresh store, so the next run is a no-op."""
+    project.flowfile(f"""
+        import os
+        class Vandal(flow.Task):
+            def output(self):
+                return flow.LocalTarget("out/vandal.txt")
+            def run(self):
+                {vandalism}
+                with self.output().open("w") as f:
+                    f.write("x")
+        class Next(flow.Task):
+            def requires(self):
+                return Vandal()
+            def output(self):
+                return flow.LocalTarget("out/next.txt")
+            def run(self):
+                with self.output().open("w") as f:
+                    f.write("y")
+        """)
+    assert project.run("Next").returncode == 0  # creates the manifest first
+    (project.root / "out/vandal.txt").unlink()
+    (project.root / "out/next.txt").unlink()
+    proc = project.run("Next")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "overwritten or replaced" in proc.stderr
+    again = project.run("Next")
+    assert again.returncode == 0, again.stderr
+    assert project.ran("Next") == []
+
+
 def test_a_closed_stdout_pipe_gives_no_traceback(project):
     """`flow ... | head -1`: flow finishes the build and prints no BrokenPipe traceback."""
     project.flowfile(LOGGED.replace("time.sleep(0.3)", "pass"))

@@ -8,12 +8,10 @@ and the run goes on as if it were empty.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ManifestError
@@ -21,25 +19,11 @@ from ..fingerprint import StatRecord
 from . import DB_NAME, LOCK_NAME, bulk, check_layout, journal
 from . import dynamic as dynamic_table
 from .backup import backup
-from .database import connect, from_db, move_aside, to_db, transaction
+from .database import connect, move_aside, to_db, transaction
 from .locks import Locks
+from .rows import Batch, Record, record_of, rows_of, stat_of, write_rows
 
-
-@dataclass(slots=True)
-class Record:
-    """What flow knew of an output when it was last produced (or adopted, or touched)."""
-
-    key: str
-    task_id: str
-    family: str
-    params: dict[str, str]
-    code: str
-    inputs: dict[str, str | None]
-    hash: str | None
-    built_ns: int = field(default_factory=time.time_ns)
-    # The tasks its producer's run() yielded, as plain specs. Written to the ``dynamic`` table;
-    # ``get()`` leaves it empty: ``Manifest.dynamic()`` reads them all at once.
-    dynamic: list[dynamic_table.Spec] = field(default_factory=list)
+__all__ = ["Manifest", "Record"]
 
 
 class Manifest:
@@ -70,7 +54,9 @@ class Manifest:
         self._fresh: set[str] = set()
         self._dynamic: dynamic_table.Recorded | None = None  # read on first use
         self._locks: Locks | None = None
-        self._pending: list[_Batch] = []  # saved with defer=True, not committed yet
+        self._fd: int | None = None  # the database file, checked before each write
+        self._headers: tuple[bytes, ...] = (_HEADER,)  # what its first 16 bytes may be
+        self._pending: list[Batch] = []  # saved with defer=True, not committed yet
         self._held_locks: list[list[str]] = []  # released once _pending is committed
         self._held_records: dict[str, tuple[Any, ...]] = {}  # their rows, read back until then
         self._held_stats: dict[str, StatRecord] = {}
@@ -123,6 +109,38 @@ class Manifest:
             raise ManifestError(f"cannot open {self.path}: {exc}; check its permissions") from None
         except sqlite3.DatabaseError as exc:  # not a database, malformed, truncated, reshaped
             self._recover(exc)
+        self._watch_file()
+
+    def _watch_file(self) -> None:
+        """Keep a descriptor on the database file to check it before each write. It is closed
+        only after SQLite's connection: closing any descriptor of a file drops every POSIX lock
+        this process holds on it, SQLite's included."""
+        if self.readonly or self._db is None:
+            return
+        with contextlib.suppress(OSError):
+            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            # A new database in WAL mode may have nothing in its main file yet.
+            self._headers = (_HEADER,) if os.pread(self._fd, 16, 0) else (_HEADER, b"")
+
+    def _check_intact(self) -> None:
+        """Before a write: the file must still be the database this connection opened. In WAL
+        mode a task that overwrote or replaced it (a clean step, a vandal) would otherwise go
+        unnoticed until the records written since were lost."""
+        if self._fd is None:
+            return
+        try:
+            same = os.path.samestat(os.stat(self.path), os.fstat(self._fd))
+            head = os.pread(self._fd, 16, 0)
+        except OSError:
+            same, head = False, b""
+        if not same or head not in self._headers:
+            raise sqlite3.DatabaseError("the file was overwritten or replaced since flow opened it")
+
+    def _close_file(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
     def _connect_patiently(self) -> sqlite3.Connection:
         """Connect, waiting while another flow holds the database: setting up the schema or
@@ -146,6 +164,7 @@ class Manifest:
             with contextlib.suppress(Exception):
                 self._db.close()
             self._db = None
+        self._close_file()
         if self.readonly:
             self.warnings.append(
                 f"the manifest {self.path} is unreadable ({exc}); planning as if it were empty"
@@ -163,6 +182,7 @@ class Manifest:
             "started an empty one (what built the outputs is lost: tasks run again)"
         )
         self._db = connect(self.path, readonly=False)
+        self._watch_file()
 
     def _query(self, sql: str, args: tuple[object, ...]) -> Any:
         if self._db is None:
@@ -229,7 +249,7 @@ class Manifest:
         if row is None:
             return None
         try:
-            return _record(key, row)
+            return record_of(key, row)
         except sqlite3.DatabaseError as exc:
             self._recover(exc)
             return None
@@ -280,7 +300,7 @@ class Manifest:
         if row is None:
             return None
         try:
-            return _stat(row)
+            return stat_of(row)
         except sqlite3.DatabaseError as exc:
             self._recover(exc)
             return None
@@ -301,59 +321,34 @@ class Manifest:
         if self.readonly:
             return
         records = list(records)
-        rows = [
-            (
-                to_db(r.key),
-                to_db(r.task_id),
-                r.family,
-                json.dumps(r.params, sort_keys=True),
-                r.code,
-                json.dumps(r.inputs, sort_keys=True),
-                r.hash,
-                r.built_ns,
-            )
-            for r in records
-        ]
-        stat_rows = [
-            (to_db(p), s.size, s.mtime_ns, s.ctime_ns, s.ino, s.hash, s.checked_ns)
-            for p, s in (stats or {}).items()
-        ]
-        done = [(to_db(k),) for k in finished]
-        if not rows and not stat_rows and not done:
+        batch = rows_of(records, stats or {}, finished, self._dynamic)
+        if batch is None:
             return
-        batch = _Batch(rows, stat_rows, done, dynamic_table.changes(records, self._dynamic))
         if defer:
             self._pending.append(batch)
-            for r, row in zip(records, rows, strict=True):
+            for r, row in zip(records, batch.rows, strict=True):
                 self._held_records[r.key] = row[1:]
             self._held_stats.update(stats or {})
         else:
             self._write([batch])
         self._remember_dynamic(records)
         if self._records is not None:
-            for r, row in zip(records, rows, strict=True):
+            for r, row in zip(records, batch.rows, strict=True):
                 self._records[r.key] = row[1:]
         if self._stats is not None:
             self._stats.update(stats or {})
 
-    def _write(self, batches: list[_Batch], also: Any = None) -> None:
+    def _write(self, batches: list[Batch], also: Any = None) -> None:
         """Commit the held batches, then ``batches``, then ``also(db)``, in one transaction;
         then release the locks that waited for the held ones."""
         batches = self._pending + batches
         for attempt in (1, 2):
             try:
                 assert self._db is not None
+                self._check_intact()
                 with transaction(self._db) as db:
                     for b in batches:
-                        db.executemany(
-                            "INSERT OR REPLACE INTO outputs VALUES (?,?,?,?,?,?,?,?)", b.rows
-                        )
-                        db.executemany(
-                            "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", b.stats
-                        )
-                        if b.done:
-                            db.executemany("DELETE FROM running WHERE key = ?", b.done)
-                        dynamic_table.apply(db, *b.dynamic)
+                        write_rows(db, b)
                     if also is not None:
                         also(db)
                 break
@@ -464,55 +459,7 @@ class Manifest:
             with contextlib.suppress(Exception):
                 self._db.close()
             self._db = None
+        self._close_file()
 
 
-@dataclass
-class _Batch:
-    """The rows of one ``save``: outputs, stat-cache entries, finished journal keys, dynamic."""
-
-    rows: list[tuple[Any, ...]]
-    stats: list[tuple[Any, ...]]
-    done: list[tuple[Any, ...]]
-    dynamic: dynamic_table.Changes
-
-
-def _record(key: str, row: tuple[Any, ...]) -> Record:
-    """A Record from an ``outputs`` row; DatabaseError when the row is not one flow wrote."""
-    task_id, family, params, code, inputs, digest, built_ns = row
-    try:
-        params, inputs = json.loads(params), json.loads(inputs)
-    except (TypeError, ValueError):
-        raise sqlite3.DatabaseError(f"a damaged record of {key!r}") from None
-    if not (
-        isinstance(task_id, (str, bytes))
-        and type(family) is str
-        and type(params) is dict
-        and type(code) is str
-        and type(inputs) is dict
-        and (digest is None or type(digest) is str)
-        and type(built_ns) is int
-    ):
-        raise sqlite3.DatabaseError(f"a damaged record of {key!r}")
-    # Plain loops, not all(<generator>): this runs for every record of a 10,000-task no-op.
-    for value in params.values():
-        if type(value) is not str:
-            raise sqlite3.DatabaseError(f"a damaged record of {key!r}")
-    for value in inputs.values():
-        if value is not None and type(value) is not str:
-            raise sqlite3.DatabaseError(f"a damaged record of {key!r}")
-    return Record(key, from_db(task_id), family, params, code, inputs, digest, built_ns)
-
-
-def _stat(row: tuple[Any, ...]) -> StatRecord:
-    """A StatRecord from a ``files`` row; DatabaseError when the row is not one flow wrote."""
-    size, mtime_ns, ctime_ns, ino, digest, checked_ns = row
-    if not (
-        type(size) is int
-        and type(mtime_ns) is int
-        and type(ctime_ns) is int
-        and type(ino) is int
-        and type(checked_ns) is int
-        and type(digest) is str
-    ):
-        raise sqlite3.DatabaseError("a damaged stat-cache entry")
-    return StatRecord(size, mtime_ns, ctime_ns, ino, digest, checked_ns)
+_HEADER = b"SQLite format 3\x00"
