@@ -733,6 +733,33 @@ def test_missing_external_input_exits_1_naming_path_and_needing_task_before_anyt
     assert doc["missing_external"] == [{"output": "data/raw.csv", "needed_by": ["Clean()"]}]
 
 
+def test_a_missing_input_of_many_tasks_names_the_first_three_and_counts_the_rest(project):
+    """A fan-in's missing source would otherwise print hundreds of task ids on one line;
+    --json still lists them all."""
+    project.flowfile("""
+        class Raw(flow.ExternalTask):
+            def output(self):
+                return flow.LocalTarget("data/raw.csv")
+        class Part(flow.Task):
+            i = flow.IntParameter()
+            def requires(self):
+                return Raw()
+            def output(self):
+                return flow.LocalTarget(f"out/{self.i}.csv")
+            def run(self):
+                pass
+        class Whole(flow.WrapperTask):
+            def requires(self):
+                return [Part(i=i) for i in range(20)]
+        """)
+    proc = project.run("Whole")
+    assert proc.returncode == 1
+    line = next(x for x in proc.stderr.splitlines() if "missing external input" in x)
+    assert "(needed by Part(i=0), Part(i=1), Part(i=10) and 17 more)" in line
+    code, doc = project.run_json("Whole")
+    assert code == 1 and len(doc["missing_external"][0]["needed_by"]) == 20
+
+
 def test_missing_external_input_with_keep_going_still_runs_tasks_not_needing_it(project):
     project.flowfile(EXTERNAL)
     code, doc = project.run_json("-k", "All")
@@ -1023,6 +1050,34 @@ def test_module_option_imports_tasks_from_a_module_on_pythonpath(project):
     assert proc.returncode == 0, proc.stderr
     # As in Luigi, a module's relative paths resolve against the working directory.
     assert (work / "out" / "squares.txt").read_text() == "1: 1\n2: 4\n"
+
+
+def test_luigi_worker_and_scheduler_options_are_ignored_with_a_warning(project):
+    """Luigi's command lines carry worker and scheduler options flow has no use for: each is
+    skipped (with its value) and named in a warning, and the parameters around them still
+    count; a value given as --opt=value is skipped too."""
+    project.flowfile(SEED)
+    proc = project.run(
+        "SquaredNumbers", "--worker-keep-alive", "--n", "3", "--scheduler-retry-delay", "5",
+        "--logging-conf-file=logging.cfg", "--retcode-task-failed", "3", "--local-scheduler",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert project.read("out/squares.txt") == "1: 1\n2: 4\n3: 9\n"
+    for option in ("--worker-keep-alive", "--scheduler-retry-delay", "--logging-conf-file",
+                   "--retcode-task-failed"):  # fmt: skip
+        assert f"ignoring Luigi's {option}" in proc.stderr
+    assert "exit statuses are fixed" in proc.stderr
+
+
+@pytest.mark.parametrize("option", ["--scheduler-url", "--scheduler-host", "--assistant"])
+def test_luigi_central_scheduler_options_are_refused_naming_the_flow_way(project, option):
+    project.flowfile(SEED)
+    args = [option] if option == "--assistant" else [option, "http://sched:8082"]
+    proc = project.run("SquaredNumbers", *args)
+    assert proc.returncode == 2
+    assert "--serve" in proc.stderr and "--dask" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (project.root / "out").exists()
 
 
 def test_unknown_module_exits_2(project):

@@ -242,17 +242,15 @@ def test_per_task_retry_policy_retries_each_task_its_retry_count(examples, proje
     assert made == ["_docs-SuccessSubTask1().ldj", "_docs-SuccessTask1().ldj"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="flow does not accept Luigi's worker/scheduler options --worker-keep-alive, "
-    "--scheduler-retry-delay and --logging-conf-file (it reads them as task parameters: exit 2)",
-)
 def test_per_task_retry_policy_with_its_docstring_command(examples, project):
-    """The docstring's command, verbatim."""
+    """The docstring's command, verbatim: Luigi's worker and scheduler options are ignored,
+    each with a warning."""
     proc = project.run("--module", "examples.per_task_retry_policy", "examples.PerTaskRetryPolicy",
                        "--worker-keep-alive", "--local-scheduler", "--scheduler-retry-delay", "5",
                        "--logging-conf-file", "test/testconfig/logging.cfg")  # fmt: skip
     assert proc.returncode == 1, proc.stderr  # tasks fail, as under Luigi
+    for option in ("--worker-keep-alive", "--scheduler-retry-delay", "--logging-conf-file"):
+        assert f"ignoring Luigi's {option}" in proc.stderr
 
 
 def test_wordcount_counts_and_reruns_when_an_input_text_changes(examples, project):

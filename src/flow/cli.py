@@ -322,6 +322,9 @@ def _load_and_run(
         from .ui.serve import serve
 
         return serve(opts["serve"], reporter, None)  # nothing to build: serve only
+    from .luigi_options import strip
+
+    tokens = strip(tokens, reporter.warning)
     with phase("create the requested tasks"):
         roots = parse_tokens(tokens, flowfile)
     jobs = opts["workers"] if opts["workers"] is not None else opts["jobs"]

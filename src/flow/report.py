@@ -225,8 +225,11 @@ class Reporter:
             ]
             return
         for key, needed in missing.items():
+            # The first few: a fan-in's hundreds of dependents would fill the screen (--json
+            # has them all).
+            shown = ", ".join(needed[:3]) + (f" and {len(needed) - 3} more" if len(needed) > 3 else "")
             self._line(
-                f"flow: {self._paint('error', '31')}: missing external input: {key} (needed by {', '.join(needed)}); create it, or fix the task that declares it",
+                f"flow: {self._paint('error', '31')}: missing external input: {key} (needed by {shown}); create it, or fix the task that declares it",
                 self.err,
             )
 
