@@ -170,18 +170,31 @@ class Manifest:
                 f"the manifest {self.path} is unreadable ({exc}); planning as if it were empty"
             )
             return
+        if not os.path.lexists(self.path):  # a task removed it, or all of .flow/ (a clean step)
+            self.warnings.append(
+                f"the manifest {self.path} was removed while flow ran; started an empty one "
+                "(the records of this run go there)"
+            )
+        else:
+            try:
+                aside = move_aside(self.path)
+            except OSError as exc2:
+                raise ManifestError(
+                    f"the manifest {self.path} is unreadable ({exc}) and cannot be moved aside "
+                    f"({exc2.strerror}); remove it (flow starts an empty one)"
+                ) from None
+            self.warnings.append(
+                f"the manifest {self.path} was unreadable ({exc}); moved it to {aside} and "
+                "started an empty one (what built the outputs is lost: tasks run again)"
+            )
         try:
-            aside = move_aside(self.path)
-        except OSError as exc2:
+            os.makedirs(self.directory, exist_ok=True)
+            self._db = connect(self.path, readonly=False)
+        except (OSError, sqlite3.Error) as exc3:
             raise ManifestError(
-                f"the manifest {self.path} is unreadable ({exc}) and cannot be moved aside "
-                f"({exc2.strerror}); remove it (flow starts an empty one)"
+                f"cannot start a new manifest {self.path}: {exc3}; check that the directory "
+                "beside the Flowfile is writable"
             ) from None
-        self.warnings.append(
-            f"the manifest {self.path} was unreadable ({exc}); moved it to {aside} and "
-            "started an empty one (what built the outputs is lost: tasks run again)"
-        )
-        self._db = connect(self.path, readonly=False)
         self._watch_file()
 
     def _query(self, sql: str, args: tuple[object, ...]) -> Any:
