@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from typing import Any
 
 from ..task import Register, Task
@@ -91,9 +92,11 @@ def override_param(family: str, name: str) -> Any:
 
 
 class ProcessPool:
-    """Up to ``jobs`` worker processes, started on demand (a no-op starts none).
+    """Up to ``jobs`` worker processes, started together on the first submit (a no-op starts
+    none), each reached through one pipe: no thread in the flow process, one small message a task
+    each way.
 
-    Each worker is a one-process executor of its own, so a worker that dies (``os._exit`` in a
+    Each worker runs its tasks one after the other, so a worker that dies (``os._exit`` in a
     child, a crash) takes down exactly the task it was running, and is replaced.
     """
 
@@ -101,107 +104,133 @@ class ProcessPool:
         self.slots = jobs
         self._init = init_spec(overrides)
         self._specs: dict[int, dict[str, Any]] = {}  # id(task) -> spec, from accepts()
-        self._idle: list[Any] = []
-        self._busy: dict[Any, tuple[Any, str]] = {}  # future -> (its executor, task id)
-        self._progress: Any = None  # a queue of (task id, message, percentage) from workers
+        self._workers: list[_Worker] = []
 
     def accepts(self, task: Task) -> bool:
         return accept_spec(task, self._specs)
 
     def submit(self, job: Job) -> None:
         spec = taken_spec(job, self._specs)
-        executor = self._idle.pop() if self._idle else self._new()
-        from .worker import work
-
-        future = executor.submit(work, spec)
-        self._busy[future] = (executor, job.task_id)
+        if not self._workers:
+            self._workers = [_Worker(self._init) for _ in range(self.slots)]
+        worker = min(self._workers, key=lambda w: len(w.queue))
+        worker.send([spec])
 
     def wait(self, timeout: float | None) -> list[Completion]:
-        from concurrent.futures import FIRST_COMPLETED
-        from concurrent.futures import wait as wait_futures
-        from concurrent.futures.process import BrokenProcessPool
+        from multiprocessing.connection import wait as wait_ready
 
-        if not self._busy:
-            return []
-        # Wake up now and then to pass on what the workers report (status messages, progress).
-        step = 0.2 if timeout is None else min(timeout, 0.2)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            done, _ = wait_futures(list(self._busy), timeout=step, return_when=FIRST_COMPLETED)
-            self._pass_progress()
-            if done or (deadline is not None and time.monotonic() >= deadline):
-                break
-        completions = []
-        for future in done:
-            executor, tid = self._busy.pop(future)
+        done = self._read(self._workers)
+        while not done:
+            busy = [w for w in self._workers if w.queue]
+            if not busy:
+                return []
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = wait_ready([w.conn for w in busy] + [w.process.sentinel for w in busy], left)
+            if not ready:
+                return []
+            done = self._read([w for w in busy if w.conn in ready or w.process.sentinel in ready])
+        return done
+
+    def _read(self, workers: list[_Worker]) -> list[Completion]:
+        """Every reply the workers have sent so far; a dead worker fails the task it ran."""
+        done = []
+        for worker in workers:
             try:
-                reply = future.result()
-                self._idle.append(executor)
-            except BrokenProcessPool:
-                _stop(executor)
-                reply = {"error": "its worker process died (killed, or the interpreter crashed)"}
-            except Exception as exc:  # a reply that could not be sent back, and the like
-                _stop(executor)
-                reply = {"error": f"its worker process failed: {exc!r}"}
-            completions.append(Completion(tid, reply["error"] or None, reply.get("output", "")))
-        return completions
-
-    def _pass_progress(self) -> None:
-        if self._progress is None:
-            return
-        import queue
-
-        from .. import progress
-
-        while True:
-            try:
-                tid, message, percentage = self._progress.get_nowait()
-            except (queue.Empty, OSError, ValueError, EOFError):
-                return
-            progress.report(tid, message, percentage)
-
-    def _new(self) -> Any:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        from .worker import initialize
-
-        context = multiprocessing.get_context("spawn")
-        if self._progress is None:
-            self._progress = context.Queue()
-        return ProcessPoolExecutor(
-            1,
-            mp_context=context,
-            initializer=initialize,
-            initargs=(self._init, self._progress),
-        )
+                done += worker.replies()
+            except (EOFError, OSError):
+                self._workers.remove(worker)
+                worker.stop()
+                done += worker.died()
+        return done
 
     def cancel(self, tid: str) -> bool:
         """Stop the run of task ``tid`` now (its worker's process group); False if not running."""
-        for future, (executor, busy_tid) in list(self._busy.items()):
-            if busy_tid == tid:
-                del self._busy[future]
-                _stop(executor)
+        for worker in self._workers:
+            if worker.queue and worker.queue[0] == tid:
+                self._workers.remove(worker)
+                worker.stop()
                 return True
         return False
 
     def kill(self) -> None:
         """Stop every worker now, with the commands they started."""
-        for executor in [*self._idle, *(e for e, _ in self._busy.values())]:
-            _stop(executor)
-        self._idle.clear()
-        self._busy.clear()
+        for worker in self._workers:
+            worker.stop()
+        self._workers.clear()
 
     def close(self) -> None:
-        self._pass_progress()
-        for executor in [*self._idle, *(e for e, _ in self._busy.values())]:
-            executor.shutdown(wait=True)
-        self._idle.clear()
-        self._busy.clear()
-        if self._progress is not None:
-            self._pass_progress()
-            self._progress.close()
-            self._progress = None
+        for worker in self._workers:
+            worker.close()
+        self._workers.clear()
+
+
+class _Worker:
+    """One worker process and the pipe to it; ``queue`` holds the ids of the tasks sent to it and
+    not yet answered, in order (the first is running)."""
+
+    def __init__(self, init: dict[str, Any]) -> None:
+        import multiprocessing
+
+        from .worker import serve
+
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=serve, args=(child, init), daemon=True)
+        self.process.start()
+        child.close()  # the worker holds the only other end: its death reads as end-of-file
+        self.queue: deque[str] = deque()
+
+    def send(self, specs: list[dict[str, Any]]) -> None:
+        self.queue.extend(spec["tid"] for spec in specs)
+        try:
+            self.conn.send(specs)
+        except OSError:  # it died: the next read says so and fails the task
+            pass
+
+    def replies(self) -> list[Completion]:
+        """What the worker sent: finished tasks, and progress passed on to this process's sink."""
+        from .. import progress
+
+        done = []
+        alive = self.process.is_alive()  # before reading: a reply sent just before dying counts
+        while self.conn.poll():
+            kind, tid, *rest = self.conn.recv()
+            if kind == "done":
+                self.queue.remove(tid)
+                done.append(Completion(tid, rest[0] or None, rest[1]))
+            else:
+                progress.report(tid, *rest)
+        if not alive and self.queue:
+            raise EOFError
+        return done
+
+    def died(self) -> list[Completion]:
+        why = "its worker process died (killed, or the interpreter crashed)"
+        done = [Completion(tid, why) for tid in self.queue]
+        self.queue.clear()
+        return done
+
+    def stop(self) -> None:
+        """Kill the worker's whole process group (it and the commands it started)."""
+        with contextlib.suppress(OSError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+    def close(self) -> None:
+        """Tell the worker to stop, pass on what it still reports, and wait for it to exit."""
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                self.replies()
+                if not self.conn.poll(0.05) and not self.process.is_alive():
+                    break
+        self.process.join()
+        self.conn.close()
 
 
 def accept_spec(task: Task, specs: dict[int, Any]) -> bool:
@@ -230,13 +259,3 @@ def _in_memory(task: Task) -> bool:
 
     targets = [*flatten(task.output()), *flatten(task.input())]
     return any(getattr(o, "in_process", False) for o in targets)
-
-
-def _stop(executor: Any) -> None:
-    """Kill a worker's whole process group (it and the commands it started), then forget it."""
-    for proc in list((getattr(executor, "_processes", None) or {}).values()):
-        with contextlib.suppress(OSError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            proc.kill()
-    executor.shutdown(wait=False, cancel_futures=True)

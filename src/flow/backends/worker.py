@@ -76,6 +76,34 @@ def _kill_group(signum: int, frame: Any) -> None:
     os.killpg(0, signal.SIGKILL)
 
 
+def serve(conn: Any, spec: dict[str, Any]) -> None:
+    """A process-pool worker's life: set up once, then run the task specs the flow process sends
+    (a list at a time), answering each with ``("done", task id, error, output)``; progress goes
+    back on the same pipe as ``("progress", task id, message, percentage)``. None: stop."""
+    import threading
+
+    lock = threading.Lock()  # a task's own threads may report progress while it runs
+
+    def send(message: tuple[Any, ...]) -> None:
+        with lock:
+            conn.send(message)
+
+    initialize(spec, None)
+    from .. import progress
+
+    progress.listen(lambda *report: send(("progress", *report)))
+    while True:
+        try:
+            specs = conn.recv()
+        except (EOFError, OSError):  # the flow process is gone
+            return
+        if specs is None:
+            return
+        for one in specs:
+            reply = work(one)
+            send(("done", one["tid"], reply["error"], reply["output"]))
+
+
 def work(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one task in this worker; return plain data: error text (empty when it worked) and
     captured output."""
