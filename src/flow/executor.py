@@ -110,7 +110,7 @@ class Executor:
         )
         sorter.prepare()
         s = _Schedule(sorter, graph.dependents())
-        slots = self.backend.slots
+        slots = self.backend.slots * _depth(self.backend, graph.tasks.values())
         admit = self.admission
         while sorter.is_active():
             admit.add_ready(s.ready, sorter.get_ready(), graph.tasks, s.down)
@@ -149,8 +149,11 @@ class Executor:
             for child in s.down[tid]:
                 s.skip.setdefault(child, f"upstream {tid} {result.status.replace('-', ' ')}")
         s.sorter.done(tid)
-        if result.status is Status.FAILED and not self.keep_going:
+        if result.status is Status.FAILED and not self.keep_going and not s.stop:
             s.stop = True
+            withdraw = getattr(self.backend, "withdraw", None)
+            if withdraw is not None:
+                withdraw()  # what waits in a worker's queue has not started: it never will
 
     # -- one task -------------------------------------------------------------------------------
     def _begin(self, tid: str) -> TaskResult | None:
@@ -297,6 +300,14 @@ class Executor:
 
     def _finish(self, c: Completion) -> TaskResult | None:
         run = self.running[c.task_id]
+        if c.withdrawn:  # it waited in a worker's queue when the build stopped: never started
+            del self.running[c.task_id]
+            self.admission.release(c.task_id)
+            attempt.abort(self.ctx, run)
+            why = "not started: an earlier task failed (use -k to keep going)"
+            result = self._set(TaskResult(c.task_id, Status.SKIPPED, run.decision, error=why))
+            self._count_finished(result)
+            return result
         if c.error and self.admission.may_retry(run.task):  # retry_count: run it again
             attempt.remove_written(run.outputs, run.before)
             self.events.warning(self.admission.retry_message(run.task, c.error))
@@ -381,3 +392,13 @@ class Executor:
             raise TaskFailure(
                 f"dynamic dependencies of {parent.task_id} did not complete: {', '.join(bad)}"
             )
+
+
+def _depth(backend: Backend, tasks: Any) -> int:
+    """How many tasks per slot to keep submitted: a backend with a queue per worker (the process
+    pool) takes the next task while it runs one. Not when a task has a ``worker_timeout``: its
+    clock starts when it is submitted, so it must not wait in a queue."""
+    depth = getattr(backend, "depth", 1)
+    if depth > 1 and any(getattr(t, "worker_timeout", None) for t in tasks):
+        return 1
+    return int(depth)

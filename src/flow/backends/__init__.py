@@ -32,11 +32,13 @@ class Job:
 
 @dataclass
 class Completion:
-    """A job that ended: its error text (None when it worked) and what it printed, if captured."""
+    """A job that ended: its error text (None when it worked) and what it printed, if captured;
+    or, ``withdrawn``, one a backend had queued and gave back unstarted (see ``withdraw``)."""
 
     task_id: str
     error: str | None
     output: str = ""
+    withdrawn: bool = False
 
 
 class Backend(Protocol):
@@ -53,6 +55,10 @@ class Backend(Protocol):
     def wait(self, timeout: float | None) -> list[Completion]:
         """Jobs that ended: at least one, unless ``timeout`` seconds passed first."""
         ...
+
+    # Optional: ``depth`` (jobs per slot the executor may keep submitted: the extra ones wait
+    # in the backend's queue) and ``withdraw()`` (take back the queued jobs not started; each
+    # comes back from ``wait`` as a withdrawn completion).
 
     def kill(self) -> None:
         """Stop every running job now (Ctrl-C, SIGTERM), with the commands it started."""

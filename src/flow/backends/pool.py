@@ -96,60 +96,101 @@ class ProcessPool:
     none), each reached through one pipe: no thread in the flow process, one small message a task
     each way.
 
-    Each worker runs its tasks one after the other, so a worker that dies (``os._exit`` in a
-    child, a crash) takes down exactly the task it was running, and is replaced.
+    The executor keeps ``depth`` tasks per worker in flight: while a worker runs one task, the
+    next waits in its queue, so it never idles while this process records the last one. A queued
+    task has not started: after a failure without ``-k``, ``withdraw`` takes the queued tasks back
+    (each comes back from ``wait`` as a withdrawn completion). A worker runs its tasks one after
+    the other, so one that dies (``os._exit`` in a child, a crash) fails exactly the task it was
+    running; the tasks queued behind it go to another worker.
     """
+
+    depth = 2
 
     def __init__(self, jobs: int, overrides: dict[tuple[str, str], Any]) -> None:
         self.slots = jobs
         self._init = init_spec(overrides)
         self._specs: dict[int, dict[str, Any]] = {}  # id(task) -> spec, from accepts()
         self._workers: list[_Worker] = []
+        self._outbox: list[dict[str, Any]] = []  # to send (also what a dead worker left queued)
+        self._withdrawn: list[Completion] = []
 
     def accepts(self, task: Task) -> bool:
         return accept_spec(task, self._specs)
 
     def submit(self, job: Job) -> None:
-        spec = taken_spec(job, self._specs)
+        self._outbox.append(taken_spec(job, self._specs))  # sent when the executor waits
+
+    def _flush(self) -> None:
+        """Let held workers go on (the build goes on after a failure: ``-k``, a retry), then send
+        the submitted tasks and those a dead worker left queued: one message per worker."""
+        for worker in self._workers:
+            if worker.held:
+                worker.order("go")
+        specs, self._outbox = self._outbox, []
+        if not specs:
+            return
         if not self._workers:
             self._workers = [_Worker(self._init) for _ in range(self.slots)]
-        worker = min(self._workers, key=lambda w: len(w.queue))
-        worker.send([spec])
+        batches: dict[_Worker, list[dict[str, Any]]] = {}
+        for spec in specs:
+            worker = min(self._workers, key=lambda w: len(w.queue))
+            worker.queue.append(spec["tid"])
+            batches.setdefault(worker, []).append(spec)
+        for worker, batch in batches.items():
+            worker.send(batch)
+
+    def withdraw(self) -> None:
+        """Take back every task queued and not started; ``wait`` returns them as withdrawn."""
+        for worker in self._workers:
+            worker.order("drop")
+        self._withdrawn += [Completion(s["tid"], None, withdrawn=True) for s in self._outbox]
+        self._outbox.clear()
 
     def wait(self, timeout: float | None) -> list[Completion]:
         from multiprocessing.connection import wait as wait_ready
 
+        self._flush()
         deadline = None if timeout is None else time.monotonic() + timeout
-        done = self._read(self._workers)
+        done, self._withdrawn = self._withdrawn, []
+        self._read(self._workers, (), done)
         while not done:
             busy = [w for w in self._workers if w.queue]
             if not busy:
-                return []
+                break
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready = wait_ready([w.conn for w in busy] + [w.process.sentinel for w in busy], left)
             if not ready:
-                return []
-            done = self._read([w for w in busy if w.conn in ready or w.process.sentinel in ready])
+                break
+            self._read(busy, ready, done)
         return done
 
-    def _read(self, workers: list[_Worker]) -> list[Completion]:
-        """Every reply the workers have sent so far; a dead worker fails the task it ran."""
-        done = []
+    def _read(self, workers: list[_Worker], ready: Any, done: list[Completion]) -> None:
+        """Add the workers' replies so far to ``done``; a dead worker fails the task it ran."""
         for worker in workers:
+            exited = worker.process.sentinel in ready
+            if not exited and ready and worker.conn not in ready:
+                continue
             try:
-                done += worker.replies()
+                worker.replies(done, exited)
             except (EOFError, OSError):
-                self._workers.remove(worker)
-                worker.stop()
-                done += worker.died()
-        return done
+                done += self._lost(worker)
+
+    def _lost(self, worker: _Worker) -> list[Completion]:
+        """A worker died (or was stopped): its running task failed; what it queued is resent."""
+        self._workers.remove(worker)
+        worker.stop()
+        if not worker.queue:
+            return []
+        why = "its worker process died (killed, or the interpreter crashed)"
+        running = worker.queue.popleft()
+        self._outbox += [worker.specs[tid] for tid in worker.queue]
+        return [Completion(running, why)]
 
     def cancel(self, tid: str) -> bool:
         """Stop the run of task ``tid`` now (its worker's process group); False if not running."""
         for worker in self._workers:
             if worker.queue and worker.queue[0] == tid:
-                self._workers.remove(worker)
-                worker.stop()
+                self._lost(worker)
                 return True
         return False
 
@@ -167,7 +208,7 @@ class ProcessPool:
 
 class _Worker:
     """One worker process and the pipe to it; ``queue`` holds the ids of the tasks sent to it and
-    not yet answered, in order (the first is running)."""
+    not yet answered, in order (the first is running); ``held``: it stopped after a failure."""
 
     def __init__(self, init: dict[str, Any]) -> None:
         import multiprocessing
@@ -180,41 +221,46 @@ class _Worker:
         self.process.start()
         child.close()  # the worker holds the only other end: its death reads as end-of-file
         self.queue: deque[str] = deque()
+        self.specs: dict[str, dict[str, Any]] = {}
+        self.held = False
 
     def send(self, specs: list[dict[str, Any]]) -> None:
-        self.queue.extend(spec["tid"] for spec in specs)
-        try:
-            self.conn.send(specs)
-        except OSError:  # it died: the next read says so and fails the task
-            pass
+        """Queue ``specs`` in this worker (their ids are already in ``queue``)."""
+        for spec in specs:
+            self.specs[spec["tid"]] = spec
+        self.order(specs)
 
-    def replies(self) -> list[Completion]:
-        """What the worker sent: finished tasks, and progress passed on to this process's sink."""
+    def order(self, message: Any) -> None:
+        if isinstance(message, str):
+            self.held = False
+        with contextlib.suppress(OSError):  # it died: the next read says so
+            self.conn.send(message)
+
+    def replies(self, done: list[Completion], exited: bool = False) -> None:
+        """Add what the worker sent to ``done``: finished and dropped tasks; progress goes to
+        this process's sink. EOFError: the worker died with tasks unanswered."""
         from .. import progress
 
-        done = []
-        alive = self.process.is_alive()  # before reading: a reply sent just before dying counts
         while self.conn.poll():
             kind, tid, *rest = self.conn.recv()
-            if kind == "done":
-                self.queue.remove(tid)
-                done.append(Completion(tid, rest[0] or None, rest[1]))
-            else:
+            if kind == "progress":
                 progress.report(tid, *rest)
-        if not alive and self.queue:
+                continue
+            self.queue.remove(tid)
+            del self.specs[tid]
+            if kind == "dropped":
+                done.append(Completion(tid, None, withdrawn=True))
+            else:
+                self.held = bool(rest[0])
+                done.append(Completion(tid, rest[0] or None, rest[1]))
+        if exited and self.queue:
             raise EOFError
-        return done
-
-    def died(self) -> list[Completion]:
-        why = "its worker process died (killed, or the interpreter crashed)"
-        done = [Completion(tid, why) for tid in self.queue]
-        self.queue.clear()
-        return done
 
     def stop(self) -> None:
         """Kill the worker's whole process group (it and the commands it started)."""
-        with contextlib.suppress(OSError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process.pid:
+            with contextlib.suppress(OSError):
+                os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             self.process.kill()
         self.process.join(5)
@@ -222,13 +268,11 @@ class _Worker:
 
     def close(self) -> None:
         """Tell the worker to stop, pass on what it still reports, and wait for it to exit."""
-        with contextlib.suppress(OSError):
-            self.conn.send(None)
+        self.order(None)
         with contextlib.suppress(EOFError, OSError):
-            while True:
-                self.replies()
-                if not self.conn.poll(0.05) and not self.process.is_alive():
-                    break
+            while self.process.is_alive() or self.conn.poll():
+                self.replies([])
+                self.conn.poll(0.05)
         self.process.join()
         self.conn.close()
 

@@ -77,10 +77,17 @@ def _kill_group(signum: int, frame: Any) -> None:
 
 
 def serve(conn: Any, spec: dict[str, Any]) -> None:
-    """A process-pool worker's life: set up once, then run the task specs the flow process sends
-    (a list at a time), answering each with ``("done", task id, error, output)``; progress goes
-    back on the same pipe as ``("progress", task id, message, percentage)``. None: stop."""
+    """A process-pool worker's life: set up once, then run the task specs the flow process sends,
+    in order, answering each with ``("done", task id, error, output)``.
+
+    Messages in: a list of specs (queued behind those not yet run), ``"drop"`` (answer each queued
+    spec with ``("dropped", task id)`` instead of running it), ``"go"`` (go on after a failure),
+    None (stop). After a task fails the worker starts nothing more until told "go" or "drop": the
+    flow process decides whether the build goes on. Progress goes out on the same pipe as
+    ``("progress", task id, message, percentage)``.
+    """
     import threading
+    from collections import deque
 
     lock = threading.Lock()  # a task's own threads may report progress while it runs
 
@@ -92,16 +99,30 @@ def serve(conn: Any, spec: dict[str, Any]) -> None:
     from .. import progress
 
     progress.listen(lambda *report: send(("progress", *report)))
+    queued: deque[dict[str, Any]] = deque()
+    held = False
     while True:
-        try:
-            specs = conn.recv()
-        except (EOFError, OSError):  # the flow process is gone
-            return
-        if specs is None:
-            return
-        for one in specs:
-            reply = work(one)
-            send(("done", one["tid"], reply["error"], reply["output"]))
+        # Read what has arrived (a "drop" must be seen before the next task starts); wait for
+        # a message only when there is nothing to run.
+        while held or not queued or conn.poll():
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):  # the flow process is gone
+                return
+            if message is None:
+                return
+            if message == "drop":
+                for one in queued:
+                    send(("dropped", one["tid"]))
+                queued.clear()
+            if isinstance(message, str):
+                held = False
+            else:
+                queued.extend(message)
+        one = queued.popleft()
+        reply = work(one)
+        send(("done", one["tid"], reply["error"], reply["output"]))
+        held = bool(reply["error"])
 
 
 def work(spec: dict[str, Any]) -> dict[str, Any]:
