@@ -171,3 +171,35 @@ def test_many_small_tasks_under_two_jobs_all_run_once_in_workers(project):
     pids = {project.read(f"out/{i}.txt").split()[1] for i in range(200)}
     assert 1 <= len(pids) <= 2
     assert project.ran("-j", "2", "Sum") == []
+
+
+def test_a_task_queued_behind_another_reports_only_its_own_run_time(project):
+    """-j 2: Later waits in a worker's queue behind a 2-second task; its reported duration is
+    that of its own run (a few milliseconds), not the wait."""
+    project.flowfile("""
+        import time
+        class Nap(flow.Task):
+            i = flow.IntParameter()
+            priority = 2
+            def output(self):
+                return flow.LocalTarget(f"out/nap{self.i}.txt")
+            def run(self):
+                time.sleep(2)
+                with self.output().open("w") as f:
+                    f.write("nap")
+        class Later(flow.Task):
+            priority = 1
+            def output(self):
+                return flow.LocalTarget("out/later.txt")
+            def run(self):
+                with self.output().open("w") as f:
+                    f.write("later")
+        class Top(flow.WrapperTask):
+            def requires(self):
+                return [Nap(i=0), Nap(i=1), Later()]
+        """)
+    code, doc = project.run_json("-j", "2", "Top")
+    assert code == 0, doc
+    seconds = {t["task"]: t["seconds"] for t in doc["tasks"]}
+    assert seconds["Nap(i=0)"] >= 2 and seconds["Nap(i=1)"] >= 2
+    assert seconds["Later()"] < 1.0

@@ -318,7 +318,7 @@ class Executor:
         self.admission.release(c.task_id)
         if c.error:
             attempt.remove_written(run.outputs, run.before)  # the worker did; make sure
-        result = self._set(attempt.finish(self.ctx, run, c.error, c.output))
+        result = self._set(attempt.finish(self.ctx, run, c.error, c.output, c.seconds))
         result.attempts = self.admission.attempts.get(c.task_id, 1)
         if self.cache is not None and result.status is Status.RAN:
             self.cache.store(self.ctx, run)

@@ -32,13 +32,15 @@ class Job:
 
 @dataclass
 class Completion:
-    """A job that ended: its error text (None when it worked) and what it printed, if captured;
-    or, ``withdrawn``, one a backend had queued and gave back unstarted (see ``withdraw``)."""
+    """A job that ended: its error text (None when it worked), what it printed, if captured, and
+    how long it ran, if measured; or, ``withdrawn``, one a backend had queued and gave back
+    unstarted (see ``withdraw``)."""
 
     task_id: str
     error: str | None
     output: str = ""
     withdrawn: bool = False
+    seconds: float | None = None  # how long it ran, if the backend measured it
 
 
 class Backend(Protocol):

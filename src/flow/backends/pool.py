@@ -252,7 +252,7 @@ class _Worker:
                 done.append(Completion(tid, None, withdrawn=True))
             else:
                 self.held = bool(rest[0])
-                done.append(Completion(tid, rest[0] or None, rest[1]))
+                done.append(Completion(tid, rest[0] or None, rest[1], seconds=rest[2]))
         if exited and self.queue:
             raise EOFError
 

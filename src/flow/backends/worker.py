@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,7 +79,7 @@ def _kill_group(signum: int, frame: Any) -> None:
 
 def serve(conn: Any, spec: dict[str, Any]) -> None:
     """A process-pool worker's life: set up once, then run the task specs the flow process sends,
-    in order, answering each with ``("done", task id, error, output)``.
+    in order, answering each with ``("done", task id, error, output, seconds it ran)``.
 
     Messages in: a list of specs (queued behind those not yet run), ``"drop"`` (answer each queued
     spec with ``("dropped", task id)`` instead of running it), ``"go"`` (go on after a failure),
@@ -120,8 +121,10 @@ def serve(conn: Any, spec: dict[str, Any]) -> None:
             else:
                 queued.extend(message)
         one = queued.popleft()
+        start = time.perf_counter()
         reply = work(one)
-        send(("done", one["tid"], reply["error"], reply["output"]))
+        seconds = time.perf_counter() - start
+        send(("done", one["tid"], reply["error"], reply["output"], seconds))
         held = bool(reply["error"])
 
 
