@@ -118,11 +118,14 @@ class ProcessPool:
         return accept_spec(task, self._specs)
 
     def submit(self, job: Job) -> None:
-        self._outbox.append(taken_spec(job, self._specs))  # sent when the executor waits
+        """Send the task to the worker with the shortest queue now: it starts at once if that
+        worker is idle, while this process goes on (journaling the next task, committing)."""
+        self._outbox.append(taken_spec(job, self._specs))
+        self._flush()
 
     def _flush(self) -> None:
         """Let held workers go on (the build goes on after a failure: ``-k``, a retry), then send
-        the submitted tasks and those a dead worker left queued: one message per worker."""
+        what is to send (a dead worker's queue, the submitted task): one message per worker."""
         for worker in self._workers:
             if worker.held:
                 worker.order("go")
