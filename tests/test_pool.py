@@ -203,3 +203,31 @@ def test_a_task_queued_behind_another_reports_only_its_own_run_time(project):
     seconds = {t["task"]: t["seconds"] for t in doc["tasks"]}
     assert seconds["Nap(i=0)"] >= 2 and seconds["Nap(i=1)"] >= 2
     assert seconds["Later()"] < 1.0
+
+
+def test_a_task_with_a_worker_timeout_never_waits_in_a_queue_on_its_clock(project):
+    """-j 2 with worker_timeout: a task's clock starts when it is handed to a worker, so none
+    waits in a worker's queue: Third starts when a worker is free and finishes in its 5 s, though
+    it ends 6 s after the build began."""
+    project.flowfile("""
+        import time
+        class Nap(flow.Task):
+            name = flow.Parameter()
+            worker_timeout = 5
+            def output(self):
+                return flow.LocalTarget(f"out/{self.name}.txt")
+            def run(self):
+                time.sleep(3)
+                with self.output().open("w") as f:
+                    f.write(self.name)
+        class First(Nap):
+            priority = 2
+        class Third(Nap):
+            priority = 1
+        class Top(flow.WrapperTask):
+            def requires(self):
+                return [First(name="a"), First(name="b"), Third(name="c")]
+        """)
+    code, doc = project.run_json("-j", "2", "Top")
+    assert code == 0, doc
+    assert {t["task"]: t["status"] for t in doc["tasks"]}["Third(name=c)"] == "ran"

@@ -18,7 +18,7 @@ from typing import Any
 from . import attempt, dynamic
 from .admission import Admission, in_process_deadline, timeout_message
 from .attempt import Attempt
-from .backends import Backend, Completion, Job
+from .backends import Backend, Completion, Job, queue_depth
 from .backends.inprocess import InProcess
 from .decide import Context, Decision, decide
 from .errors import FlowError, TaskFailure
@@ -82,6 +82,7 @@ class Executor:
         self._waiting_said: set[str] = set()
         self._early: list[TaskResult] = []  # finished while a parent waited for them (dynamic)
         self.admission = Admission()  # priority, resources, retries, timeouts (Luigi's)
+        self._stopping = False  # the backend's queued tasks were withdrawn after a failure
 
     def execute(self) -> dict[str, TaskResult]:
         try:
@@ -110,7 +111,7 @@ class Executor:
         )
         sorter.prepare()
         s = _Schedule(sorter, graph.dependents())
-        slots = self.backend.slots * _depth(self.backend, graph.tasks.values())
+        slots = self.backend.slots * queue_depth(self.backend, graph.tasks.values())
         admit = self.admission
         while sorter.is_active():
             admit.add_ready(s.ready, sorter.get_ready(), graph.tasks, s.down)
@@ -149,11 +150,9 @@ class Executor:
             for child in s.down[tid]:
                 s.skip.setdefault(child, f"upstream {tid} {result.status.replace('-', ' ')}")
         s.sorter.done(tid)
-        if result.status is Status.FAILED and not self.keep_going and not s.stop:
+        if result.status is Status.FAILED and not self.keep_going:
             s.stop = True
-            withdraw = getattr(self.backend, "withdraw", None)
-            if withdraw is not None:
-                withdraw()  # what waits in a worker's queue has not started: it never will
+            self._withdraw()
 
     # -- one task -------------------------------------------------------------------------------
     def _begin(self, tid: str) -> TaskResult | None:
@@ -319,11 +318,20 @@ class Executor:
         if c.error:
             attempt.remove_written(run.outputs, run.before)  # the worker did; make sure
         result = self._set(attempt.finish(self.ctx, run, c.error, c.output, c.seconds))
+        if result.status is Status.FAILED and not self.keep_going:
+            self._withdraw()  # now, not when the loop takes it in: a dynamic parent may wait
         result.attempts = self.admission.attempts.get(c.task_id, 1)
         if self.cache is not None and result.status is Status.RAN:
             self.cache.store(self.ctx, run)
         self._count_finished(result)
         return result
+
+    def _withdraw(self) -> None:
+        """The build stops: what waits in a worker's queue has not started, and never will."""
+        withdraw = getattr(self.backend, "withdraw", None)
+        if withdraw is not None and not self._stopping:
+            self._stopping = True
+            withdraw()
 
     def _count_finished(self, result: TaskResult) -> None:
         p = self.progress
@@ -392,13 +400,3 @@ class Executor:
             raise TaskFailure(
                 f"dynamic dependencies of {parent.task_id} did not complete: {', '.join(bad)}"
             )
-
-
-def _depth(backend: Backend, tasks: Any) -> int:
-    """How many tasks per slot to keep submitted: a backend with a queue per worker (the process
-    pool) takes the next task while it runs one. Not when a task has a ``worker_timeout``: its
-    clock starts when it is submitted, so it must not wait in a queue."""
-    depth = getattr(backend, "depth", 1)
-    if depth > 1 and any(getattr(t, "worker_timeout", None) for t in tasks):
-        return 1
-    return int(depth)

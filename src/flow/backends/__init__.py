@@ -7,7 +7,7 @@ with the terminal attached), a process pool (``-j N``) and Dask (``--dask``) shi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -67,6 +67,16 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def queue_depth(backend: Backend, tasks: Iterable[Task]) -> int:
+    """How many tasks per slot to keep submitted: a backend with a queue per worker (the process
+    pool) takes the next task while it runs one. Not when a task has a ``worker_timeout``: its
+    clock starts when it is submitted, so it must not wait in a queue."""
+    depth = getattr(backend, "depth", 1)
+    if depth > 1 and any(getattr(t, "worker_timeout", None) for t in tasks):
+        return 1
+    return int(depth)
 
 
 def make_backend(
