@@ -113,6 +113,51 @@ def test_sh_runs_a_plain_command_without_a_shell_as_make_does(project):
     assert project.read("out/shelled.txt").strip() == "sh"
 
 
+def test_sh_runs_a_quoted_command_directly_and_gives_the_shell_what_needs_one(project):
+    """Quoted arguments do not need a shell: each quoted string arrives as one argument and the
+    parent is flow's process. `$VAR`, an assignment prefix or unbalanced quotes go to /bin/sh."""
+    project.write(
+        "args", '#!/bin/sh\nout="$1"; shift\nprintf "%s|" "$(cat /proc/$PPID/comm)" "$@" > "$out"\n'
+    )
+    (project.root / "args").chmod(0o755)
+    project.flowfile("""
+        class Quoted(flow.Task):
+            def output(self):
+                return flow.LocalTarget("out/quoted.txt")
+            def run(self):
+                flow.sh(\'\'\'./args out/quoted.txt 'two words' "x  y" '' plain --opt=1\'\'\')
+        class Variable(flow.Task):
+            def output(self):
+                return flow.LocalTarget("out/variable.txt")
+            def run(self):
+                flow.sh("./args out/variable.txt 'a b' $GREETING", env={"GREETING": "hi"})
+        class Assigned(flow.Task):
+            def output(self):
+                return flow.LocalTarget("out/assigned.txt")
+            def run(self):
+                flow.sh("GREETING=yo ./args out/assigned.txt")
+        class Unbalanced(flow.Task):
+            def output(self):
+                return flow.LocalTarget("out/unbalanced.txt")
+            def run(self):
+                flow.sh("./args out/unbalanced.txt 'oops")
+        class All(flow.WrapperTask):
+            def requires(self):
+                return [Quoted(), Variable(), Assigned()]
+        """)
+    proc = project.run("All")
+    assert proc.returncode == 0, proc.stderr
+    parent, *args = project.read("out/quoted.txt").split("|")[:-1]
+    assert parent != "sh" and args == ["two words", "x  y", "", "plain", "--opt=1"]
+    parent, *args = project.read("out/variable.txt").split("|")[:-1]
+    assert parent == "sh" and args == ["a b", "hi"]
+    assert project.read("out/assigned.txt").split("|")[0] == "sh"
+    proc = project.run("Unbalanced")
+    assert proc.returncode == 1
+    assert "command failed (exit status 2): ./args out/unbalanced.txt 'oops" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_sh_with_a_missing_program_fails_like_the_shell_would(project):
     """A plain command whose program does not exist: status 127, a "not found" line, and the
     task fails naming the command."""

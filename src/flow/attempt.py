@@ -60,10 +60,19 @@ def begin(ctx: Context, task: Task, d: Decision, locks: list[str]) -> Attempt:
     return Attempt(task, d, outputs, before, locks, list(journal), time.perf_counter())
 
 
-def finish(ctx: Context, attempt: Attempt, error: str | None, output: str = "") -> TaskResult:
-    """Record a task that worked, or clear the journal of one that failed; release its locks."""
+def finish(
+    ctx: Context,
+    attempt: Attempt,
+    error: str | None,
+    output: str = "",
+    seconds: float | None = None,
+) -> TaskResult:
+    """Record a task that worked, or clear the journal of one that failed; release its locks.
+
+    ``seconds``: how long it ran, when the backend measured it (it may have waited in a queue
+    after ``begin``); else the time since ``begin``."""
     tid = attempt.task_id
-    duration = time.perf_counter() - attempt.started
+    duration = time.perf_counter() - attempt.started if seconds is None else seconds
     try:
         # Whatever ran may have changed any file (a clean step deletes another task's output):
         # decisions from now on look again rather than trust what this run saw before.

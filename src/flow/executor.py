@@ -18,7 +18,7 @@ from typing import Any
 from . import attempt, dynamic
 from .admission import Admission, in_process_deadline, timeout_message
 from .attempt import Attempt
-from .backends import Backend, Completion, Job
+from .backends import Backend, Completion, Job, queue_depth
 from .backends.inprocess import InProcess
 from .decide import Context, Decision, decide
 from .errors import FlowError, TaskFailure
@@ -82,6 +82,7 @@ class Executor:
         self._waiting_said: set[str] = set()
         self._early: list[TaskResult] = []  # finished while a parent waited for them (dynamic)
         self.admission = Admission()  # priority, resources, retries, timeouts (Luigi's)
+        self._stopping = False  # the backend's queued tasks were withdrawn after a failure
 
     def execute(self) -> dict[str, TaskResult]:
         try:
@@ -117,7 +118,7 @@ class Executor:
         )
         sorter.prepare()
         s = _Schedule(sorter, graph.dependents())
-        slots = self.backend.slots
+        slots = self.backend.slots * queue_depth(self.backend, graph.tasks.values())
         admit = self.admission
         while sorter.is_active():
             admit.add_ready(s.ready, sorter.get_ready(), graph.tasks, s.down)
@@ -159,6 +160,7 @@ class Executor:
         s.sorter.done(tid)
         if result.status is Status.FAILED and not self.keep_going:
             s.stop = True
+            self._withdraw()
 
     # -- one task -------------------------------------------------------------------------------
     def _begin(self, tid: str) -> TaskResult | None:
@@ -308,6 +310,14 @@ class Executor:
 
     def _finish(self, c: Completion) -> TaskResult | None:
         run = self.running[c.task_id]
+        if c.withdrawn:  # it waited in a worker's queue when the build stopped: never started
+            del self.running[c.task_id]
+            self.admission.release(c.task_id)
+            attempt.abort(self.ctx, run)
+            why = "not started: an earlier task failed (use -k to keep going)"
+            result = self._set(TaskResult(c.task_id, Status.SKIPPED, run.decision, error=why))
+            self._count_finished(result)
+            return result
         if c.error and self.admission.may_retry(run.task):  # retry_count: run it again
             attempt.remove_written(run.outputs, run.before)
             self.events.warning(self.admission.retry_message(run.task, c.error))
@@ -318,12 +328,21 @@ class Executor:
         self.admission.release(c.task_id)
         if c.error:
             attempt.remove_written(run.outputs, run.before)  # the worker did; make sure
-        result = self._set(attempt.finish(self.ctx, run, c.error, c.output))
+        result = self._set(attempt.finish(self.ctx, run, c.error, c.output, c.seconds))
+        if result.status is Status.FAILED and not self.keep_going:
+            self._withdraw()  # now, not when the loop takes it in: a dynamic parent may wait
         result.attempts = self.admission.attempts.get(c.task_id, 1)
         if self.cache is not None and result.status is Status.RAN:
             self.cache.store(self.ctx, run)
         self._count_finished(result)
         return result
+
+    def _withdraw(self) -> None:
+        """The build stops: what waits in a worker's queue has not started, and never will."""
+        withdraw = getattr(self.backend, "withdraw", None)
+        if withdraw is not None and not self._stopping:
+            self._stopping = True
+            withdraw()
 
     def _count_finished(self, result: TaskResult) -> None:
         p = self.progress

@@ -1,6 +1,6 @@
 """Progress that running tasks report (Luigi's status message and percentage), sent to a sink.
 
-The flow process points the sink at its events; a worker process points it at the queue its
+The flow process points the sink at its events; a worker process points it at the pipe its
 pool reads. Outside a build nobody listens and a report is dropped.
 """
 

@@ -104,9 +104,13 @@ def _masked(text: str, task: Any) -> str:
     return text
 
 
-# As make does, a command line with nothing for the shell to interpret (no quoting, expansion,
-# redirection, operators or builtins) is run directly: one fork and exec instead of two.
-_SHELL_CHARS = frozenset("|&;<>()$`\\\"'*?[]#~=%{}!^\n\t")
+# As make does, a command line with nothing for the shell to interpret is run directly: one fork
+# and exec instead of two. The rule: no character of _SHELL_CHARS (expansions, globs,
+# redirections, operators, comments, backslashes, line breaks), no "=" in the first word (an
+# assignment), and a first word that is not a shell builtin or keyword. Quotes are allowed: the
+# line is split as sh would split it ('a b' and "a b" are one argument). Anything else, or a line
+# with unbalanced quotes, goes to /bin/sh.
+_SHELL_CHARS = frozenset("|&;<>()$`\\*?[]#~%{}!^\n\t\r\x0b\x0c")
 _SHELL_WORDS = frozenset(
     ". : [ alias bg break case cd command continue do done echo elif else esac eval exec exit "
     "export false fc fg fi for function getopts hash if jobs kill local printf pwd read "
@@ -115,14 +119,29 @@ _SHELL_WORDS = frozenset(
 )
 
 
+def direct_argv(cmd: str) -> list[str] | None:
+    """The argument list ``cmd`` runs as when it needs no shell (see the rule above), else None."""
+    if not _SHELL_CHARS.isdisjoint(cmd) or "=" in cmd.lstrip(" ").split(" ", 1)[0]:
+        return None
+    if "'" in cmd or '"' in cmd:
+        try:
+            words = shlex.split(cmd)
+        except ValueError:  # unbalanced quotes: the shell says what is wrong
+            return None
+    else:
+        words = cmd.split()
+    if not words or not words[0] or words[0] in _SHELL_WORDS:
+        return None
+    return words
+
+
 def _spawn(cmd: str | list[str], cwd: str | None, env: dict[str, str] | None) -> int:
     shell = False
     if isinstance(cmd, str):
-        words = cmd.split(" ")
-        if _SHELL_CHARS.isdisjoint(cmd) and words[0] not in _SHELL_WORDS and cmd.strip():
-            cmd = [w for w in words if w]
-        else:
-            shell = True
+        argv = direct_argv(cmd)
+        shell = argv is None
+        if argv is not None:
+            cmd = argv
     try:
         proc = subprocess.Popen(cmd, shell=shell, cwd=cwd, env=env)
     except FileNotFoundError:

@@ -7,7 +7,7 @@ with the terminal attached), a process pool (``-j N``) and Dask (``--dask``) shi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,11 +32,15 @@ class Job:
 
 @dataclass
 class Completion:
-    """A job that ended: its error text (None when it worked) and what it printed, if captured."""
+    """A job that ended: its error text (None when it worked), what it printed, if captured, and
+    how long it ran, if measured; or, ``withdrawn``, one a backend had queued and gave back
+    unstarted (see ``withdraw``)."""
 
     task_id: str
     error: str | None
     output: str = ""
+    withdrawn: bool = False
+    seconds: float | None = None  # how long it ran, if the backend measured it
 
 
 class Backend(Protocol):
@@ -54,11 +58,25 @@ class Backend(Protocol):
         """Jobs that ended: at least one, unless ``timeout`` seconds passed first."""
         ...
 
+    # Optional: ``depth`` (jobs per slot the executor may keep submitted: the extra ones wait
+    # in the backend's queue) and ``withdraw()`` (take back the queued jobs not started; each
+    # comes back from ``wait`` as a withdrawn completion).
+
     def kill(self) -> None:
         """Stop every running job now (Ctrl-C, SIGTERM), with the commands it started."""
         ...
 
     def close(self) -> None: ...
+
+
+def queue_depth(backend: Backend, tasks: Iterable[Task]) -> int:
+    """How many tasks per slot to keep submitted: a backend with a queue per worker (the process
+    pool) takes the next task while it runs one. Not when a task has a ``worker_timeout``: its
+    clock starts when it is submitted, so it must not wait in a queue."""
+    depth = getattr(backend, "depth", 1)
+    if depth > 1 and any(getattr(t, "worker_timeout", None) for t in tasks):
+        return 1
+    return int(depth)
 
 
 def make_backend(

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from typing import Any
 
 from ..task import Register, Task
@@ -91,117 +92,192 @@ def override_param(family: str, name: str) -> Any:
 
 
 class ProcessPool:
-    """Up to ``jobs`` worker processes, started on demand (a no-op starts none).
+    """Up to ``jobs`` worker processes, started together on the first submit (a no-op starts
+    none), each reached through one pipe: no thread in the flow process, one small message a task
+    each way.
 
-    Each worker is a one-process executor of its own, so a worker that dies (``os._exit`` in a
-    child, a crash) takes down exactly the task it was running, and is replaced.
+    The executor keeps ``depth`` tasks per worker in flight: while a worker runs one task, the
+    next waits in its queue, so it never idles while this process records the last one. A queued
+    task has not started: after a failure without ``-k``, ``withdraw`` takes the queued tasks back
+    (each comes back from ``wait`` as a withdrawn completion). A worker runs its tasks one after
+    the other, so one that dies (``os._exit`` in a child, a crash) fails exactly the task it was
+    running; the tasks queued behind it go to another worker.
     """
+
+    depth = 2
 
     def __init__(self, jobs: int, overrides: dict[tuple[str, str], Any]) -> None:
         self.slots = jobs
         self._init = init_spec(overrides)
         self._specs: dict[int, dict[str, Any]] = {}  # id(task) -> spec, from accepts()
-        self._idle: list[Any] = []
-        self._busy: dict[Any, tuple[Any, str]] = {}  # future -> (its executor, task id)
-        self._progress: Any = None  # a queue of (task id, message, percentage) from workers
+        self._workers: list[_Worker] = []
+        self._outbox: list[dict[str, Any]] = []  # to send (also what a dead worker left queued)
+        self._withdrawn: list[Completion] = []
 
     def accepts(self, task: Task) -> bool:
         return accept_spec(task, self._specs)
 
     def submit(self, job: Job) -> None:
-        spec = taken_spec(job, self._specs)
-        executor = self._idle.pop() if self._idle else self._new()
-        from .worker import work
+        """Send the task to the worker with the shortest queue now: it starts at once if that
+        worker is idle, while this process goes on (journaling the next task, committing)."""
+        self._outbox.append(taken_spec(job, self._specs))
+        self._flush()
 
-        future = executor.submit(work, spec)
-        self._busy[future] = (executor, job.task_id)
+    def _flush(self) -> None:
+        """Let held workers go on (the build goes on after a failure: ``-k``, a retry), then send
+        what is to send (a dead worker's queue, the submitted task): one message per worker."""
+        for worker in self._workers:
+            if worker.held:
+                worker.order("go")
+        specs, self._outbox = self._outbox, []
+        if not specs:
+            return
+        if not self._workers:
+            self._workers = [_Worker(self._init) for _ in range(self.slots)]
+        batches: dict[_Worker, list[dict[str, Any]]] = {}
+        for spec in specs:
+            worker = min(self._workers, key=lambda w: len(w.queue))
+            worker.queue.append(spec["tid"])
+            batches.setdefault(worker, []).append(spec)
+        for worker, batch in batches.items():
+            worker.send(batch)
+
+    def withdraw(self) -> None:
+        """Take back every task queued and not started; ``wait`` returns them as withdrawn."""
+        for worker in self._workers:
+            worker.order("drop")
+        self._withdrawn += [Completion(s["tid"], None, withdrawn=True) for s in self._outbox]
+        self._outbox.clear()
 
     def wait(self, timeout: float | None) -> list[Completion]:
-        from concurrent.futures import FIRST_COMPLETED
-        from concurrent.futures import wait as wait_futures
-        from concurrent.futures.process import BrokenProcessPool
+        from multiprocessing.connection import wait as wait_ready
 
-        if not self._busy:
-            return []
-        # Wake up now and then to pass on what the workers report (status messages, progress).
-        step = 0.2 if timeout is None else min(timeout, 0.2)
+        self._flush()
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            done, _ = wait_futures(list(self._busy), timeout=step, return_when=FIRST_COMPLETED)
-            self._pass_progress()
-            if done or (deadline is not None and time.monotonic() >= deadline):
+        done, self._withdrawn = self._withdrawn, []
+        self._read(self._workers, (), done)
+        while not done:
+            busy = [w for w in self._workers if w.queue]
+            if not busy:
                 break
-        completions = []
-        for future in done:
-            executor, tid = self._busy.pop(future)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = wait_ready([w.conn for w in busy] + [w.process.sentinel for w in busy], left)
+            if not ready:
+                break
+            self._read(busy, ready, done)
+        return done
+
+    def _read(self, workers: list[_Worker], ready: Any, done: list[Completion]) -> None:
+        """Add the workers' replies so far to ``done``; a dead worker fails the task it ran."""
+        for worker in workers:
+            exited = worker.process.sentinel in ready
+            if not exited and ready and worker.conn not in ready:
+                continue
             try:
-                reply = future.result()
-                self._idle.append(executor)
-            except BrokenProcessPool:
-                _stop(executor)
-                reply = {"error": "its worker process died (killed, or the interpreter crashed)"}
-            except Exception as exc:  # a reply that could not be sent back, and the like
-                _stop(executor)
-                reply = {"error": f"its worker process failed: {exc!r}"}
-            completions.append(Completion(tid, reply["error"] or None, reply.get("output", "")))
-        return completions
+                worker.replies(done, exited)
+            except (EOFError, OSError):
+                done += self._lost(worker)
 
-    def _pass_progress(self) -> None:
-        if self._progress is None:
-            return
-        import queue
-
-        from .. import progress
-
-        while True:
-            try:
-                tid, message, percentage = self._progress.get_nowait()
-            except (queue.Empty, OSError, ValueError, EOFError):
-                return
-            progress.report(tid, message, percentage)
-
-    def _new(self) -> Any:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        from .worker import initialize
-
-        context = multiprocessing.get_context("spawn")
-        if self._progress is None:
-            self._progress = context.Queue()
-        return ProcessPoolExecutor(
-            1,
-            mp_context=context,
-            initializer=initialize,
-            initargs=(self._init, self._progress),
-        )
+    def _lost(self, worker: _Worker) -> list[Completion]:
+        """A worker died (or was stopped): its running task failed; what it queued is resent."""
+        self._workers.remove(worker)
+        worker.stop()
+        if not worker.queue:
+            return []
+        why = "its worker process died (killed, or the interpreter crashed)"
+        running = worker.queue.popleft()
+        self._outbox += [worker.specs[tid] for tid in worker.queue]
+        return [Completion(running, why)]
 
     def cancel(self, tid: str) -> bool:
         """Stop the run of task ``tid`` now (its worker's process group); False if not running."""
-        for future, (executor, busy_tid) in list(self._busy.items()):
-            if busy_tid == tid:
-                del self._busy[future]
-                _stop(executor)
+        for worker in self._workers:
+            if worker.queue and worker.queue[0] == tid:
+                self._lost(worker)
                 return True
         return False
 
     def kill(self) -> None:
         """Stop every worker now, with the commands they started."""
-        for executor in [*self._idle, *(e for e, _ in self._busy.values())]:
-            _stop(executor)
-        self._idle.clear()
-        self._busy.clear()
+        for worker in self._workers:
+            worker.stop()
+        self._workers.clear()
 
     def close(self) -> None:
-        self._pass_progress()
-        for executor in [*self._idle, *(e for e, _ in self._busy.values())]:
-            executor.shutdown(wait=True)
-        self._idle.clear()
-        self._busy.clear()
-        if self._progress is not None:
-            self._pass_progress()
-            self._progress.close()
-            self._progress = None
+        for worker in self._workers:
+            worker.close()
+        self._workers.clear()
+
+
+class _Worker:
+    """One worker process and the pipe to it; ``queue`` holds the ids of the tasks sent to it and
+    not yet answered, in order (the first is running); ``held``: it stopped after a failure."""
+
+    def __init__(self, init: dict[str, Any]) -> None:
+        import multiprocessing
+
+        from .worker import serve
+
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=serve, args=(child, init), daemon=True)
+        self.process.start()
+        child.close()  # the worker holds the only other end: its death reads as end-of-file
+        self.queue: deque[str] = deque()
+        self.specs: dict[str, dict[str, Any]] = {}
+        self.held = False
+
+    def send(self, specs: list[dict[str, Any]]) -> None:
+        """Queue ``specs`` in this worker (their ids are already in ``queue``)."""
+        for spec in specs:
+            self.specs[spec["tid"]] = spec
+        self.order(specs)
+
+    def order(self, message: Any) -> None:
+        if isinstance(message, str):
+            self.held = False
+        with contextlib.suppress(OSError):  # it died: the next read says so
+            self.conn.send(message)
+
+    def replies(self, done: list[Completion], exited: bool = False) -> None:
+        """Add what the worker sent to ``done``: finished and dropped tasks; progress goes to
+        this process's sink. EOFError: the worker died with tasks unanswered."""
+        from .. import progress
+
+        while self.conn.poll():
+            kind, tid, *rest = self.conn.recv()
+            if kind == "progress":
+                progress.report(tid, *rest)
+                continue
+            self.queue.remove(tid)
+            del self.specs[tid]
+            if kind == "dropped":
+                done.append(Completion(tid, None, withdrawn=True))
+            else:
+                self.held = bool(rest[0])
+                done.append(Completion(tid, rest[0] or None, rest[1], seconds=rest[2]))
+        if exited and self.queue:
+            raise EOFError
+
+    def stop(self) -> None:
+        """Kill the worker's whole process group (it and the commands it started)."""
+        if self.process.pid:
+            with contextlib.suppress(OSError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+    def close(self) -> None:
+        """Tell the worker to stop, pass on what it still reports, and wait for it to exit."""
+        self.order(None)
+        with contextlib.suppress(EOFError, OSError):
+            while self.process.is_alive() or self.conn.poll():
+                self.replies([])
+                self.conn.poll(0.05)
+        self.process.join()
+        self.conn.close()
 
 
 def accept_spec(task: Task, specs: dict[int, Any]) -> bool:
@@ -230,13 +306,3 @@ def _in_memory(task: Task) -> bool:
 
     targets = [*flatten(task.output()), *flatten(task.input())]
     return any(getattr(o, "in_process", False) for o in targets)
-
-
-def _stop(executor: Any) -> None:
-    """Kill a worker's whole process group (it and the commands it started), then forget it."""
-    for proc in list((getattr(executor, "_processes", None) or {}).values()):
-        with contextlib.suppress(OSError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            proc.kill()
-    executor.shutdown(wait=False, cancel_futures=True)

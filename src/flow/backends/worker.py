@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,6 +75,57 @@ def _die_with_parent(parent: int) -> None:
 def _kill_group(signum: int, frame: Any) -> None:
     """This worker and every command it started (they share its process group) end now."""
     os.killpg(0, signal.SIGKILL)
+
+
+def serve(conn: Any, spec: dict[str, Any]) -> None:
+    """A process-pool worker's life: set up once, then run the task specs the flow process sends,
+    in order, answering each with ``("done", task id, error, output, seconds it ran)``.
+
+    Messages in: a list of specs (queued behind those not yet run), ``"drop"`` (answer each queued
+    spec with ``("dropped", task id)`` instead of running it), ``"go"`` (go on after a failure),
+    None (stop). After a task fails the worker starts nothing more until told "go" or "drop": the
+    flow process decides whether the build goes on. Progress goes out on the same pipe as
+    ``("progress", task id, message, percentage)``.
+    """
+    import threading
+    from collections import deque
+
+    lock = threading.Lock()  # a task's own threads may report progress while it runs
+
+    def send(message: tuple[Any, ...]) -> None:
+        with lock:
+            conn.send(message)
+
+    initialize(spec, None)
+    from .. import progress
+
+    progress.listen(lambda *report: send(("progress", *report)))
+    queued: deque[dict[str, Any]] = deque()
+    held = False
+    while True:
+        # Read what has arrived (a "drop" must be seen before the next task starts); wait for
+        # a message only when there is nothing to run.
+        while held or not queued or conn.poll():
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):  # the flow process is gone
+                return
+            if message is None:
+                return
+            if message == "drop":
+                for one in queued:
+                    send(("dropped", one["tid"]))
+                queued.clear()
+            if isinstance(message, str):
+                held = False
+            else:
+                queued.extend(message)
+        one = queued.popleft()
+        start = time.perf_counter()
+        reply = work(one)
+        seconds = time.perf_counter() - start
+        send(("done", one["tid"], reply["error"], reply["output"], seconds))
+        held = bool(reply["error"])
 
 
 def work(spec: dict[str, Any]) -> dict[str, Any]:
