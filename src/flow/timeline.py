@@ -1,8 +1,8 @@
 """``--profile FILE``: a run's phases and tasks as a Chrome trace (open it in Perfetto).
 
 Phases (loading the Flowfile, expanding the graph, deciding, executing, saving) are spans on
-the "flow" track; each task that started is a span on a "slot" track, the first slot free when
-it started, so a ``-j 4`` run shows four lanes. When no profile was asked for, ``phase()`` costs
+the "flow" track; each task that ran is a span of its ``run()`` on a "slot" track, the first
+slot free when it started, so a ``-j 4`` run shows about four lanes. When no profile was asked for, ``phase()`` costs
 one global lookup: the spine may call it unconditionally.
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 _active: Timeline | None = None
+_SLACK_NS = 20_000_000  # how late a finished task may be heard of, for lanes
 
 
 class Timeline:
@@ -25,8 +26,9 @@ class Timeline:
         self.path = path
         self.origin = time.perf_counter_ns()
         self.events: list[dict[str, Any]] = []
-        self.open: dict[str, tuple[int, int]] = {}  # task id -> (start, slot)
-        self.slots: list[bool] = []  # slot k busy?
+        self.open: dict[str, int] = {}  # task id -> when flow started it
+        self.tasks: list[tuple[int, int, str, dict[str, Any]]] = []  # (start, end, id, args)
+        self.lanes = 0
 
     def _us(self, ns: int) -> float:
         return (ns - self.origin) / 1000
@@ -39,27 +41,40 @@ class Timeline:
 
     # -- events (a Fanout subscriber) ---------------------------------------------------------
     def task_started(self, tid: str, k: int, n: int) -> None:
-        slot = next((i for i, busy in enumerate(self.slots) if not busy), len(self.slots))
-        if slot == len(self.slots):
-            self.slots.append(True)
-        self.slots[slot] = True
-        self.open[tid] = (time.perf_counter_ns(), slot)
+        self.open[tid] = time.perf_counter_ns()
 
     def task_finished(self, result: Any, k: int, n: int) -> None:
         begun = self.open.pop(result.task_id, None)
-        if begun is None:  # settled without starting: up to date, skipped
+        if begun is None:  # settled without starting: up to date, skipped, restored
             return
-        start, slot = begun
-        self.slots[slot] = False
+        end = time.perf_counter_ns()
+        # A worker may hold a task in its queue before running it: the span is its run, which
+        # ended when flow heard of it (a few milliseconds late at most).
+        start = max(begun, end - int(result.duration * 1e9))
         args = {"status": str(result.status), "run_seconds": round(result.duration, 6)}
         if result.decision is not None and result.decision.reasons:
             args["reason"] = result.decision.reasons[0].kind
-        self.span(result.task_id, start, time.perf_counter_ns(), slot + 1, args)
+        self.tasks.append((start, end, result.task_id, args))
+
+    def _lanes(self) -> None:
+        """Put each task on the first lane free when it started (``-j 4``: about four lanes);
+        a start a little before the lane's last end (a late report) moves to that end."""
+        ends: list[int] = []
+        for start, end, tid, args in sorted(self.tasks):
+            lane = next((i for i, e in enumerate(ends) if e <= start + _SLACK_NS), None)
+            if lane is None:
+                lane = len(ends)
+                ends.append(end)
+            start = max(start, ends[lane])
+            ends[lane] = max(end, start)
+            self.span(tid, start, max(end, start), lane + 1, args)
+        self.lanes = len(ends)
 
     def write(self) -> str:
         """Write the trace file (atomically); returns its path."""
+        self._lanes()
         meta = [_thread_name(0, "flow")]
-        meta += [_thread_name(i + 1, f"slot {i + 1}") for i in range(len(self.slots))]
+        meta += [_thread_name(i + 1, f"slot {i + 1}") for i in range(self.lanes)]
         meta.append({"name": "process_name", "ph": "M", "pid": 1, "args": {"name": "flow"}})
         doc = {"traceEvents": meta + self.events, "displayTimeUnit": "ms"}
         tmp = f"{self.path}.{os.getpid()}.tmp"
