@@ -156,49 +156,12 @@ _LUIGI_MAIN = """
 """
 
 _W1_FLOW = _t("import flow as luigi", _LUIGI_STYLE_W1, "default = Sum")
-_W1_LUIGI = _t("import sys\n\nimport luigi", _LUIGI_STYLE_W1, "ROOT = Sum()", _LUIGI_MAIN)
-
 # W1F: what people write when replacing a Makefile: each task requires the file it reads.
-_W1F_FLOW = """
-    import flow
-
-    N = @N@
-
-
-    class Square(flow.Task):
-        i = flow.IntParameter()
-
-        def requires(self):
-            return flow.Files(f"src/{self.i}.txt")
-
-        def output(self):
-            return flow.LocalTarget(f"out/{self.i}.txt")
-
-        def run(self):
-            with self.input()[0].open() as f:
-                x = int(f.read())
-            with self.output().open("w") as f:
-                f.write(f"{x * x}\\n")
-
-
-    class Sum(flow.Task):
-        def requires(self):
-            return [Square(i=i) for i in range(N)]
-
-        def output(self):
-            return flow.LocalTarget("total.txt")
-
-        def run(self):
-            total = 0
-            for target in self.input():
-                with target.open() as f:
-                    total += int(f.read())
-            with self.output().open("w") as f:
-                f.write(f"{total}\\n")
-
-
-    default = Sum
-"""
+_W1F_FLOW = (
+    _W1_FLOW.replace("return Source(i=self.i)", 'return luigi.Files(f"src/{self.i}.txt")')
+    .replace("with self.input().open() as f:", "with self.input()[0].open() as f:")
+)
+_W1_LUIGI = _t("import sys\n\nimport luigi", _LUIGI_STYLE_W1, "ROOT = Sum()", _LUIGI_MAIN)
 
 _W1_MAKE = """
     # No built-in implicit rules: GNU make would otherwise try RCS/SCCS/suffix rules for every
