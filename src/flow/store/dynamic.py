@@ -58,17 +58,13 @@ def load(db: sqlite3.Connection) -> Recorded:
     return found
 
 
-def write(db: sqlite3.Connection, records: Iterable[Any], known: Recorded | None) -> None:
-    """Store the specs of each record (in the caller's transaction); a record without any
-    clears its output's row. ``known``: the rows as loaded, to skip deleting absent ones."""
-    apply(db, *changes(records, known))
-
-
 Changes = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
 def changes(records: Iterable[Any], known: Recorded | None) -> Changes:
-    """The rows ``write`` would put and delete, computed now and applied later (``apply``)."""
+    """The rows that store each record's specs (a record without any clears its output's
+    row; ``known``: the rows as loaded, to skip deleting absent ones), applied by ``apply``
+    in the caller's transaction."""
     put, drop = [], []
     for r in records:
         if r.dynamic:

@@ -11,21 +11,16 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .database import from_db, to_db, transaction
+from .database import from_db, to_db
 
 # key -> (task id, path, snapshot before): an output a run died writing. The snapshot is the
 # target's own plain JSON data (``Target.snapshot()``), opaque here.
 Unfinished = dict[str, tuple[str, str | None, Any]]
 
 
-def begin(db: sqlite3.Connection, task_id: str, outputs: dict[str, tuple[str, Any]]) -> None:
-    """Journal that ``task_id`` starts producing ``outputs`` (key -> (path, snapshot before))."""
-    with transaction(db):
-        insert(db, task_id, outputs)
-
-
 def insert(db: sqlite3.Connection, task_id: str, outputs: dict[str, tuple[str, Any]]) -> None:
-    """``begin`` inside the caller's transaction."""
+    """Journal that ``task_id`` starts producing ``outputs`` (key -> (path, snapshot before)),
+    in the caller's transaction."""
     rows = [
         (to_db(key), to_db(task_id), to_db(path), json.dumps(before), os.getpid())
         for key, (path, before) in outputs.items()
@@ -33,14 +28,9 @@ def insert(db: sqlite3.Connection, task_id: str, outputs: dict[str, tuple[str, A
     db.executemany("INSERT OR REPLACE INTO running VALUES (?,?,?,?,?)", rows)
 
 
-def end(db: sqlite3.Connection, keys: Iterable[str]) -> None:
-    """Clear journal rows: the task finished, failed cleanly, or was cleaned up."""
-    with transaction(db):
-        delete(db, keys)
-
-
 def delete(db: sqlite3.Connection, keys: Iterable[str]) -> None:
-    """``end`` inside the caller's transaction."""
+    """Clear journal rows (the task finished, failed cleanly, or was cleaned up), in the
+    caller's transaction."""
     db.executemany("DELETE FROM running WHERE key = ?", [(to_db(k),) for k in keys])
 
 
